@@ -1,0 +1,8 @@
+//! `legate-codecs`: pure decoders and encoders for the protocols Legate's filters observe.
+//!
+//! Contract (ARCHITECTURE.md §3): check-then-parse, `decode(&mut BytesMut) -> Result<Option<Frame>, Error>`
+//! returns `Ok(None)` when more bytes are needed, bounds every length before allocating, never
+//! panics. No sockets and no `tokio::net` here. The protocol codecs (Redis, Postgres, MongoDB,
+//! gRPC framing) arrive with their issues; this crate starts with what the core needs.
+
+pub mod varlen;

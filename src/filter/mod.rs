@@ -1,0 +1,68 @@
+//! Network filters: the observer/terminal split of ARCHITECTURE.md §2.
+//!
+//! A filter chain is zero or more *observers* (protocol sniffers such as postgres_proxy and
+//! mongo_proxy: they see every byte in both directions, count stats, and never hold bytes
+//! back) followed by exactly one *terminal* filter that owns the upstream side (tcp_proxy,
+//! later redis_proxy and the HTTP connection manager). Factories are built once per config
+//! generation, so stat handles and parsed settings are resolved before traffic arrives.
+
+pub mod network;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpStream;
+
+use crate::listener::ListenerShared;
+
+/// What an observer asks the connection to do after seeing some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterAction {
+    Continue,
+    /// Close the connection (e.g. a protocol violation the filter must not let through).
+    Close,
+}
+
+/// A per-connection observer.
+pub trait Observer: Send {
+    fn on_downstream_data(&mut self, data: &[u8]) -> FilterAction;
+    fn on_upstream_data(&mut self, data: &[u8]) -> FilterAction;
+    fn on_close(&mut self) {}
+}
+
+/// Builds an observer for each new connection.
+pub trait ObserverFactory: Send + Sync {
+    fn create(&self, cx: &ConnContext) -> Box<dyn Observer>;
+}
+
+/// Per-connection facts a filter may need.
+#[derive(Clone)]
+pub struct ConnContext {
+    pub connection_id: u64,
+    pub downstream_remote: SocketAddr,
+    pub downstream_local: SocketAddr,
+    pub listener: Arc<ListenerShared>,
+}
+
+/// The terminal filter of a chain (enum dispatch: no boxed futures on the hot path).
+pub enum Terminal {
+    TcpProxy(Arc<network::tcp_proxy::TcpProxy>),
+}
+
+/// One built filter chain.
+pub struct FilterChain {
+    pub name: String,
+    pub observers: Vec<Arc<dyn ObserverFactory>>,
+    pub terminal: Terminal,
+}
+
+impl FilterChain {
+    /// Runs the chain on an accepted connection until it closes.
+    pub async fn serve(&self, downstream: TcpStream, cx: ConnContext) {
+        let observers: Vec<Box<dyn Observer>> =
+            self.observers.iter().map(|f| f.create(&cx)).collect();
+        match &self.terminal {
+            Terminal::TcpProxy(t) => t.clone().serve(downstream, cx, observers).await,
+        }
+    }
+}

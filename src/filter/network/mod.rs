@@ -1,0 +1,4 @@
+//! Network (L4) filters.
+
+pub mod tcp_proxy;
+pub mod udp_proxy;

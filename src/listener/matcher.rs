@@ -1,0 +1,174 @@
+//! Filter-chain selection in Envoy's order (FilterChainMatch docs): destination port,
+//! destination IP ranges, server names, transport protocol, application protocols, direct
+//! source IP ranges, source type, source IP ranges, source ports. At each step the most
+//! specific matching value wins; chains that leave the criterion unset are the fallback.
+//! SNI/ALPN/transport steps are the seam for TLS and currently see no TLS facts.
+
+use std::net::SocketAddr;
+
+use crate::config::address::CidrRange;
+use crate::config::listener::{FilterChainMatch, SourceType};
+
+/// Facts about a new connection that chains are matched against.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnFacts {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// Returns the index of the chain to use, or `None` (then the default chain, if any).
+pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> {
+    let mut cand: Vec<usize> = (0..chains.len()).collect();
+    // 1. destination port
+    cand = narrow(&cand, |i| {
+        chains[i].destination_port.map(|p| {
+            if p == facts.local.port() {
+                Some(1)
+            } else {
+                None
+            }
+        })
+    });
+    // 2. destination IP ranges
+    cand = narrow(&cand, |i| cidr_score(&chains[i].prefix_ranges, facts.local));
+    // 3-5. server names, transport protocol, ALPN: without TLS facts only chains that leave
+    //      them unset can match (TLS support fills these in).
+    cand.retain(|&i| chains[i].server_names.is_empty());
+    cand = narrow(&cand, |i| {
+        chains[i]
+            .transport_protocol
+            .as_deref()
+            .map(|t| (t == "raw_buffer").then_some(1))
+    });
+    cand.retain(|&i| chains[i].application_protocols.is_empty());
+    // 6. direct source IP ranges (no PROXY protocol, so the same as the source)
+    cand = narrow(&cand, |i| {
+        cidr_score(&chains[i].direct_source_prefix_ranges, facts.remote)
+    });
+    // 7. source type
+    cand = narrow(&cand, |i| match chains[i].source_type {
+        SourceType::Any => None,
+        SourceType::SameIpOrLoopback => Some(
+            (facts.remote.ip().is_loopback() || facts.remote.ip() == facts.local.ip()).then_some(1),
+        ),
+        SourceType::External => Some(
+            (!facts.remote.ip().is_loopback() && facts.remote.ip() != facts.local.ip())
+                .then_some(1),
+        ),
+    });
+    // 8. source IP ranges
+    cand = narrow(&cand, |i| {
+        cidr_score(&chains[i].source_prefix_ranges, facts.remote)
+    });
+    // 9. source ports
+    cand = narrow(&cand, |i| {
+        let ports = &chains[i].source_ports;
+        (!ports.is_empty()).then(|| ports.contains(&facts.remote.port()).then_some(1))
+    });
+    cand.first().copied()
+}
+
+/// `None` = criterion unset; `Some(None)` = set and not matching; `Some(Some(n))` = matching
+/// with specificity n (higher is more specific).
+fn cidr_score(ranges: &[CidrRange], addr: SocketAddr) -> Option<Option<u32>> {
+    if ranges.is_empty() {
+        return None;
+    }
+    Some(
+        ranges
+            .iter()
+            .filter(|r| r.contains(addr.ip()))
+            .map(|r| u32::from(r.len) + 1)
+            .max(),
+    )
+}
+
+/// Keeps the most specific matching candidates if any chain sets the criterion and matches;
+/// otherwise keeps the candidates that leave it unset.
+fn narrow(cand: &[usize], score: impl Fn(usize) -> Option<Option<u32>>) -> Vec<usize> {
+    let scored: Vec<(usize, Option<Option<u32>>)> = cand.iter().map(|&i| (i, score(i))).collect();
+    let best = scored.iter().filter_map(|(_, s)| s.flatten()).max();
+    match best {
+        Some(b) => scored
+            .iter()
+            .filter(|(_, s)| *s == Some(Some(b)))
+            .map(|(i, _)| *i)
+            .collect(),
+        None => scored
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(i, _)| *i)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(local: &str, remote: &str) -> ConnFacts {
+        ConnFacts {
+            local: local.parse().expect("addr"),
+            remote: remote.parse().expect("addr"),
+        }
+    }
+
+    fn cidr(s: &str, len: u8) -> CidrRange {
+        CidrRange {
+            prefix: s.parse().expect("ip"),
+            len,
+        }
+    }
+
+    #[test]
+    fn destination_port_match_beats_an_unset_port() {
+        let mut a = FilterChainMatch::any();
+        a.destination_port = Some(9000);
+        let b = FilterChainMatch::any();
+        assert_eq!(
+            select(&[&b, &a], &facts("127.0.0.1:9000", "127.0.0.1:5555")),
+            Some(1)
+        );
+        assert_eq!(
+            select(&[&b, &a], &facts("127.0.0.1:9001", "127.0.0.1:5555")),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn longest_source_prefix_wins_and_no_match_falls_to_default() {
+        let mut wide = FilterChainMatch::any();
+        wide.source_prefix_ranges = vec![cidr("127.0.0.0", 8)];
+        let mut narrow_ = FilterChainMatch::any();
+        narrow_.source_prefix_ranges = vec![cidr("127.0.0.2", 32)];
+        let chains = [&wide, &narrow_];
+        assert_eq!(
+            select(&chains, &facts("127.0.0.1:80", "127.0.0.2:1000")),
+            Some(1)
+        );
+        assert_eq!(
+            select(&chains, &facts("127.0.0.1:80", "127.0.0.3:1000")),
+            Some(0)
+        );
+        assert_eq!(
+            select(&chains, &facts("127.0.0.1:80", "10.0.0.3:1000")),
+            None
+        );
+    }
+
+    #[test]
+    fn source_ports_and_source_type_narrow_the_choice() {
+        let mut p = FilterChainMatch::any();
+        p.source_ports = vec![4000];
+        let mut local = FilterChainMatch::any();
+        local.source_type = SourceType::SameIpOrLoopback;
+        assert_eq!(
+            select(&[&local, &p], &facts("127.0.0.1:80", "127.0.0.1:4000")),
+            Some(0)
+        );
+        assert_eq!(
+            select(&[&p], &facts("127.0.0.1:80", "127.0.0.1:4001")),
+            None
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Listeners: TCP accept loops with filter-chain selection, and UDP listeners that hand every
+//! datagram to udp_proxy. Each listener counts `listener.<address>.*` (the address is
+//! `stat_prefix` or `ip_port` with the port actually bound).
+
+pub mod matcher;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::access_log::AccessLog;
+use crate::config::listener::{FilterChainMatch, ListenerConfig};
+use crate::define_stats;
+use crate::filter::{ConnContext, FilterChain};
+use crate::stats::{Gauge, Store};
+
+define_stats! {
+    /// `listener.<address>.*`.
+    pub struct ListenerStats {
+        counter downstream_cx_total,
+        counter downstream_cx_destroy,
+        gauge downstream_cx_active,
+        histogram downstream_cx_length_ms: Milliseconds,
+        counter downstream_cx_overflow,
+        counter downstream_cx_overload_reject,
+        counter downstream_cx_transport_socket_connect_timeout,
+        counter downstream_global_cx_overflow,
+        counter downstream_pre_cx_timeout,
+        gauge downstream_pre_cx_active,
+        counter no_filter_chain_match,
+        counter extension_config_missing,
+        counter downstream_listener_filter_remote_close,
+        counter downstream_listener_filter_error,
+    }
+}
+
+define_stats! {
+    /// `listener.<address>.worker_<N>.*`.
+    pub struct WorkerStats {
+        counter downstream_cx_total,
+        gauge downstream_cx_active,
+    }
+}
+
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Index of the runtime worker thread this code runs on (set by the runtime builder).
+    pub static WORKER_ID: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// What every connection of a listener shares.
+pub struct ListenerShared {
+    pub name: String,
+    pub stats: ListenerStats,
+    pub workers: Vec<WorkerStats>,
+    pub buffer_limit: u32,
+    pub access_logs: Vec<Arc<AccessLog>>,
+    pub chains: Vec<(FilterChainMatch, FilterChain)>,
+    pub default_chain: Option<FilterChain>,
+    pub local: SocketAddr,
+    /// Connections open on this listener (for drain).
+    pub total_connections: Gauge,
+}
+
+/// A bound socket, before its loop runs.
+pub enum Bound {
+    Tcp(TcpListener),
+    Udp(Arc<UdpSocket>),
+}
+
+/// Binds the listener's socket; errors name the listener and the address.
+pub async fn bind(cfg: &ListenerConfig) -> Result<(Bound, SocketAddr), String> {
+    let addr = cfg.address.ip().ok_or_else(|| {
+        format!(
+            "listener '{}': address '{}' is not an IP address",
+            cfg.name, cfg.address.address
+        )
+    })?;
+    let fail = |e: std::io::Error| format!("listener '{}': cannot bind {addr}: {e}", cfg.name);
+    if cfg.udp_proxy.is_some() {
+        let s = UdpSocket::bind(addr).await.map_err(fail)?;
+        let local = s.local_addr().map_err(fail)?;
+        Ok((Bound::Udp(Arc::new(s)), local))
+    } else {
+        let sock = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .map_err(fail)?;
+        sock.set_reuseaddr(true).map_err(fail)?;
+        sock.bind(addr).map_err(fail)?;
+        let l = sock.listen(cfg.tcp_backlog_size).map_err(fail)?;
+        let local = l.local_addr().map_err(fail)?;
+        Ok((Bound::Tcp(l), local))
+    }
+}
+
+/// Builds the per-listener stats for a bound listener.
+pub fn listener_stats(
+    store: &Store,
+    cfg: &ListenerConfig,
+    local: SocketAddr,
+    concurrency: usize,
+) -> (ListenerStats, Vec<WorkerStats>) {
+    let prefix = format!("listener.{}.", cfg.stats_name(local.port()));
+    let stats = ListenerStats::new(store, &prefix);
+    let workers = (0..concurrency.max(1))
+        .map(|i| WorkerStats::new(store, &format!("{prefix}worker_{i}.")))
+        .collect();
+    (stats, workers)
+}
+
+/// Accepts connections until `stop` is cancelled; each connection runs on `tracker`.
+pub async fn run_tcp(
+    listener: TcpListener,
+    shared: Arc<ListenerShared>,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+    server_connections: Gauge,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors or a transient error: back off briefly instead of
+                // spinning, and keep serving the connections we have.
+                tracing::warn!(target: "conn_handler", "listener '{}': accept failed: {e}", shared.name);
+                shared.stats.downstream_cx_overflow.inc();
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let gauge = server_connections.clone();
+        tracker.spawn(async move {
+            gauge.inc();
+            handle_connection(stream, remote, &shared).await;
+            gauge.dec();
+        });
+    }
+}
+
+async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<ListenerShared>) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(shared.local);
+    let started = Instant::now();
+    let worker = WORKER_ID.with(|w| w.get()) % shared.workers.len().max(1);
+    let w = shared.workers.get(worker);
+    shared.stats.downstream_cx_total.inc();
+    shared.stats.downstream_cx_active.inc();
+    shared.total_connections.inc();
+    if let Some(w) = w {
+        w.downstream_cx_total.inc();
+        w.downstream_cx_active.inc();
+    }
+    let facts = matcher::ConnFacts { local, remote };
+    let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
+    let chain = match matcher::select(&matches, &facts) {
+        Some(i) => shared.chains.get(i).map(|(_, c)| c),
+        None => shared.default_chain.as_ref(),
+    };
+    match chain {
+        Some(chain) => {
+            let cx = ConnContext {
+                connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+                downstream_remote: remote,
+                downstream_local: local,
+                listener: shared.clone(),
+            };
+            chain.serve(stream, cx).await;
+        }
+        None => {
+            shared.stats.no_filter_chain_match.inc();
+            tracing::debug!(target: "conn_handler", "listener '{}': no filter chain matches {remote} -> {local}", shared.name);
+            drop(stream);
+        }
+    }
+    shared.stats.downstream_cx_active.dec();
+    shared.stats.downstream_cx_destroy.inc();
+    shared
+        .stats
+        .downstream_cx_length_ms
+        .record(started.elapsed().as_millis() as u64);
+    shared.total_connections.dec();
+    if let Some(w) = w {
+        w.downstream_cx_active.dec();
+    }
+}

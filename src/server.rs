@@ -1,0 +1,424 @@
+//! Builds one config generation (stats, clusters, listeners, admin) and runs it until SIGTERM,
+//! SIGINT or `/quitquitquit`; then stops accepting, lets open connections finish for up to
+//! `--drain-time-s`, and returns.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admin::{self, AdminState};
+use crate::cli::Options;
+use crate::config::filters::NetworkFilterConfig;
+use crate::config::listener::{FilterChainConfig, ListenerConfig};
+use crate::config::Loaded;
+use crate::define_stats;
+use crate::filter::network::tcp_proxy::TcpProxy;
+use crate::filter::network::udp_proxy::UdpProxy;
+use crate::filter::{FilterChain, Terminal};
+use crate::listener::{self, Bound, ListenerShared};
+use crate::logging::LogControl;
+use crate::stats::Store;
+use crate::upstream::ClusterManager;
+
+define_stats! {
+    /// `server.*`.
+    pub struct ServerStats {
+        gauge uptime,
+        gauge concurrency,
+        gauge memory_allocated,
+        gauge memory_heap_size,
+        gauge memory_physical_size,
+        gauge live,
+        gauge state,
+        gauge parent_connections,
+        gauge total_connections,
+        gauge version,
+        gauge days_until_first_cert_expiring,
+        gauge seconds_until_first_ocsp_response_expiring,
+        gauge hot_restart_epoch,
+        gauge hot_restart_generation,
+        histogram initialization_time_ms: Milliseconds,
+        counter debug_assertion_failures,
+        counter envoy_bug_failures,
+        counter envoy_notifications,
+        counter static_unknown_fields,
+        counter dynamic_unknown_fields,
+        counter wip_protos,
+        counter deprecated_feature_use,
+        gauge deprecated_feature_seen_since_process_start,
+        gauge stats_recent_lookups,
+    }
+}
+
+define_stats! {
+    /// `listener_manager.*`.
+    pub struct ListenerManagerStats {
+        counter listener_added,
+        counter listener_modified,
+        counter listener_removed,
+        counter listener_stopped,
+        counter listener_create_success,
+        counter listener_create_failure,
+        counter listener_in_place_updated,
+        gauge total_listeners_warming,
+        gauge total_listeners_active,
+        gauge total_listeners_draining,
+        gauge total_filter_chains_draining,
+        gauge workers_started,
+    }
+}
+
+/// Envoy's `server.state` values.
+pub const STATE_LIVE: u8 = 0;
+pub const STATE_DRAINING: u8 = 1;
+pub const STATE_PRE_INITIALIZING: u8 = 2;
+pub const STATE_INITIALIZING: u8 = 3;
+
+/// Process-wide state the admin endpoint reads and changes.
+pub struct ServerState {
+    pub stats: ServerStats,
+    /// False after `/healthcheck/fail`.
+    pub healthy: AtomicBool,
+    pub state: AtomicU8,
+    /// Cancelled by `/quitquitquit` (or a signal) to start shutdown.
+    pub quit: CancellationToken,
+    pub started: Instant,
+}
+
+impl ServerState {
+    pub fn set_state(&self, s: u8) {
+        self.state.store(s, Ordering::Relaxed);
+        self.stats.state.set(u64::from(s));
+        self.refresh_live();
+    }
+
+    pub fn set_healthy(&self, h: bool) {
+        self.healthy.store(h, Ordering::Relaxed);
+        self.refresh_live();
+    }
+
+    fn refresh_live(&self) {
+        let live = self.healthy.load(Ordering::Relaxed)
+            && self.state.load(Ordering::Relaxed) == STATE_LIVE;
+        self.stats.live.set(u64::from(live));
+    }
+
+    /// What `/ready` and `/server_info` print.
+    pub fn state_name(&self) -> &'static str {
+        if !self.healthy.load(Ordering::Relaxed) {
+            return "DRAINING";
+        }
+        match self.state.load(Ordering::Relaxed) {
+            STATE_LIVE => "LIVE",
+            STATE_DRAINING => "DRAINING",
+            STATE_PRE_INITIALIZING => "PRE_INITIALIZING",
+            _ => "INITIALIZING",
+        }
+    }
+}
+
+/// A listener as `/listeners` shows it.
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub local: SocketAddr,
+    pub udp: bool,
+}
+
+/// Builds the filter chains of one TCP listener.
+fn build_chain(
+    cfg: &FilterChainConfig,
+    store: &Store,
+    cm: &ClusterManager,
+) -> Result<FilterChain, String> {
+    let mut terminal = None;
+    for f in &cfg.filters {
+        match f {
+            NetworkFilterConfig::TcpProxy(t) => {
+                terminal = Some(Terminal::TcpProxy(Arc::new(
+                    TcpProxy::new(t, store, cm).map_err(|e| format!("{}: {e}", t.path))?,
+                )))
+            }
+        }
+    }
+    let terminal = terminal.ok_or_else(|| format!("{}: no terminal filter", cfg.path))?;
+    Ok(FilterChain {
+        name: cfg.name.clone(),
+        observers: Vec::new(),
+        terminal,
+    })
+}
+
+fn build_listener(
+    cfg: &ListenerConfig,
+    local: SocketAddr,
+    store: &Store,
+    cm: &ClusterManager,
+    concurrency: usize,
+    total: &crate::stats::Gauge,
+) -> Result<ListenerShared, String> {
+    let (stats, workers) = listener::listener_stats(store, cfg, local, concurrency);
+    let mut chains = Vec::new();
+    for c in &cfg.filter_chains {
+        chains.push((c.matcher.clone(), build_chain(c, store, cm)?));
+    }
+    let default_chain = cfg
+        .default_filter_chain
+        .as_ref()
+        .map(|c| build_chain(c, store, cm))
+        .transpose()?;
+    let access_logs = crate::access_log_build::build_all(&cfg.access_log)
+        .map_err(|e| format!("listener '{}': {e}", cfg.name))?;
+    Ok(ListenerShared {
+        name: cfg.name.clone(),
+        stats,
+        workers,
+        buffer_limit: cfg.per_connection_buffer_limit_bytes,
+        access_logs,
+        chains,
+        default_chain,
+        local,
+        total_connections: total.clone(),
+    })
+}
+
+/// Checks what validation can check without binding: filters and access logs build.
+pub async fn check_buildable(loaded: &Loaded) -> Result<(), Vec<String>> {
+    let store = Store::new();
+    let mut errors = Vec::new();
+    // DNS is not resolved in validate mode (Envoy's validation server does not resolve either).
+    let cm = match ClusterManager::build_unresolved(&loaded.bootstrap.clusters, &store) {
+        Ok(cm) => cm,
+        Err(e) => return Err(e),
+    };
+    let total = store.gauge("server.total_connections");
+    for l in &loaded.bootstrap.listeners {
+        let local = l
+            .address
+            .ip()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        if l.udp_proxy.is_none() {
+            if let Err(e) = build_listener(l, local, &store, &cm, 1, &total) {
+                errors.push(e);
+            }
+        }
+    }
+    if let Some(a) = &loaded.bootstrap.admin {
+        if let Err(e) = crate::access_log_build::build_all(&a.access_log) {
+            errors.push(format!("admin: {e}"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Runs the server. Returns when shutdown has finished; `Err` only for start-up failures.
+pub async fn run(
+    opts: Options,
+    loaded: Loaded,
+    log: Arc<LogControl>,
+    init_only: bool,
+) -> Result<(), Vec<String>> {
+    let init_started = Instant::now();
+    let store = Store::new();
+    let bootstrap = Arc::new(loaded.bootstrap);
+    let concurrency = opts.workers();
+    let server = Arc::new(ServerState {
+        stats: ServerStats::new(&store, "server."),
+        healthy: AtomicBool::new(true),
+        state: AtomicU8::new(STATE_INITIALIZING),
+        quit: CancellationToken::new(),
+        started: Instant::now(),
+    });
+    server.set_state(STATE_INITIALIZING);
+    server.stats.concurrency.set(concurrency as u64);
+    server
+        .stats
+        .static_unknown_fields
+        .add(loaded.unknown_fields);
+    for w in &loaded.warnings {
+        tracing::warn!(target: "config", "{w}");
+    }
+    crate::stats_setup::apply_tag_rules(&store, &bootstrap.stats);
+    let lm = ListenerManagerStats::new(&store, "listener_manager.");
+
+    let cm = Arc::new(ClusterManager::build(&bootstrap.clusters, &store).await?);
+
+    // Bind every listener before serving any, so a port in use fails the start cleanly.
+    let mut errors = Vec::new();
+    let mut bound = Vec::new();
+    for l in &bootstrap.listeners {
+        match listener::bind(l).await {
+            Ok((b, local)) => bound.push((l, b, local)),
+            Err(e) => {
+                lm.listener_create_failure.inc();
+                errors.push(e);
+            }
+        }
+    }
+    let admin_listener = match bootstrap.admin.as_ref().and_then(|a| a.address.as_ref()) {
+        Some(addr) => match admin::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut infos = Vec::new();
+    let mut udp_tasks = Vec::new();
+    for (cfg, b, local) in bound {
+        lm.listener_added.inc();
+        lm.listener_create_success.inc();
+        infos.push(ListenerInfo {
+            name: cfg.name.clone(),
+            local,
+            udp: matches!(b, Bound::Udp(_)),
+        });
+        match b {
+            Bound::Tcp(l) => {
+                let shared = Arc::new(
+                    build_listener(
+                        cfg,
+                        local,
+                        &store,
+                        &cm,
+                        concurrency,
+                        &server.stats.total_connections,
+                    )
+                    .map_err(|e| vec![e])?,
+                );
+                if !init_only {
+                    tokio::spawn(listener::run_tcp(
+                        l,
+                        shared,
+                        stop.clone(),
+                        tracker.clone(),
+                        server.stats.parent_connections.clone(),
+                    ));
+                }
+            }
+            Bound::Udp(sock) => {
+                let Some(u) = &cfg.udp_proxy else { continue };
+                let (stats, _) = listener::listener_stats(&store, cfg, local, concurrency);
+                drop(stats);
+                let proxy = Arc::new(UdpProxy::new(u, &store, &cm));
+                if !init_only {
+                    udp_tasks.push(tokio::spawn(proxy.run(sock)));
+                }
+            }
+        }
+    }
+    lm.total_listeners_active.set(infos.len() as u64);
+    lm.workers_started.set(1);
+    // `server.parent_connections` is Envoy's hot-restart parent count: always 0 here.
+    server.stats.parent_connections.set(0);
+
+    let admin_state = Arc::new(AdminState {
+        store: store.clone(),
+        cm: cm.clone(),
+        listeners: infos,
+        bootstrap: bootstrap.clone(),
+        server: server.clone(),
+        log,
+        options: opts.clone(),
+    });
+    if let Some(l) = admin_listener {
+        if let Some(path) = &opts.admin_address_path {
+            if let Ok(a) = l.local_addr() {
+                let _ = std::fs::write(path, a.to_string());
+            }
+        }
+        if !init_only {
+            tokio::spawn(admin::serve(l, admin_state.clone(), stop.clone()));
+        }
+    }
+    server
+        .stats
+        .initialization_time_ms
+        .record(init_started.elapsed().as_millis() as u64);
+    server.set_state(STATE_LIVE);
+    tracing::info!(target: "main", "starting main dispatch loop");
+    if init_only {
+        return Ok(());
+    }
+    let flush = tokio::spawn(flush_loop(
+        store.clone(),
+        server.clone(),
+        bootstrap.stats_flush_interval,
+    ));
+
+    wait_for_shutdown(&server.quit).await;
+    tracing::info!(target: "main", "shutting down: draining listeners for up to {}s", opts.drain_time_s);
+    server.set_state(STATE_DRAINING);
+    stop.cancel();
+    for t in &udp_tasks {
+        t.abort();
+    }
+    tracker.close();
+    let drained = tokio::time::timeout(
+        Duration::from_secs(u64::from(opts.drain_time_s)),
+        tracker.wait(),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::info!(target: "main", "drain time elapsed with {} connections open; closing them", server.stats.total_connections.value());
+    }
+    flush.abort();
+    tracing::info!(target: "main", "exiting");
+    Ok(())
+}
+
+async fn wait_for_shutdown(quit: &CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        tokio::select! {
+            _ = quit.cancelled() => {}
+            _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+            _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::select! {
+            _ = quit.cancelled() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+}
+
+/// Every `stats_flush_interval`: uptime, memory, and the histograms' interval window.
+async fn flush_loop(store: Store, server: Arc<ServerState>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        refresh_gauges(&server);
+        store.merge_histograms();
+    }
+}
+
+/// Updates `server.uptime` and the memory gauges.
+pub fn refresh_gauges(server: &ServerState) {
+    server.stats.uptime.set(server.started.elapsed().as_secs());
+    let mem = crate::memory::read();
+    server.stats.memory_allocated.set(mem.allocated);
+    server.stats.memory_heap_size.set(mem.heap_size);
+    server.stats.memory_physical_size.set(mem.physical_size);
+}

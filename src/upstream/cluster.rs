@@ -1,0 +1,288 @@
+//! A running cluster: its hosts (swapped atomically when DNS changes them), its load balancer,
+//! its circuit breaker on connections, and the connect path that drives `upstream_cx_*`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpStream;
+
+use super::host::Host;
+use super::lb::{self, LbContext, LbHost, LbPolicy, LoadBalancer};
+use super::stats::{CircuitBreakerStats, ClusterStats};
+use crate::config::cluster::{ClusterConfig, LbPolicyConfig};
+use crate::stats::Store;
+
+/// The hosts of the highest-priority level that has any, with a load balancer built for them.
+pub struct HostSet {
+    /// Every host of every priority, for `/clusters`.
+    pub all: Vec<Arc<Host>>,
+    /// The hosts traffic goes to (the lowest priority number that has hosts).
+    pub active: Vec<Arc<Host>>,
+    lb: Box<dyn LoadBalancer>,
+}
+
+impl HostSet {
+    fn build(policy: &LbPolicy, all: Vec<Arc<Host>>) -> HostSet {
+        // Without health checking every host is healthy, so priority 0 (or the first level
+        // with hosts) takes all traffic; Envoy spills to lower levels only on unhealthy hosts.
+        let best = all.iter().map(|h| h.priority).min();
+        let active: Vec<Arc<Host>> = all
+            .iter()
+            .filter(|h| Some(h.priority) == best)
+            .cloned()
+            .collect();
+        let lb_hosts: Vec<LbHost> = active
+            .iter()
+            .map(|h| LbHost {
+                weight: h.weight.max(1),
+                key: h.address.to_string(),
+            })
+            .collect();
+        let lb = lb::build(policy, &lb_hosts);
+        HostSet { all, active, lb }
+    }
+}
+
+/// Why an upstream connection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connection timeout")]
+    Timeout,
+    #[error("delayed connect error: {0}")]
+    Io(#[source] std::io::Error),
+}
+
+impl ConnectError {
+    /// Envoy's `%UPSTREAM_TRANSPORT_FAILURE_REASON%` text.
+    pub fn transport_failure_reason(&self) -> String {
+        match self {
+            ConnectError::Timeout => "connection timeout".to_string(),
+            ConnectError::Io(e) => {
+                format!("delayed connect error: {}", e.raw_os_error().unwrap_or(0))
+            }
+        }
+    }
+}
+
+pub struct Cluster {
+    pub name: String,
+    pub config: ClusterConfig,
+    pub stats: ClusterStats,
+    pub cb_default: CircuitBreakerStats,
+    pub cb_high: CircuitBreakerStats,
+    policy: LbPolicy,
+    hosts: ArcSwap<HostSet>,
+}
+
+impl Cluster {
+    pub fn new(config: ClusterConfig, store: &Store, hosts: Vec<Arc<Host>>) -> Cluster {
+        let prefix = format!("cluster.{}.", config.stat_name());
+        let stats = ClusterStats::new(store, &prefix);
+        let cb_default =
+            CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
+        let cb_high = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.high."));
+        let policy = match &config.lb_policy {
+            LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
+            LbPolicyConfig::LeastRequest {
+                choice_count,
+                active_request_bias,
+            } => LbPolicy::LeastRequest {
+                choice_count: *choice_count,
+                active_request_bias: *active_request_bias,
+            },
+            LbPolicyConfig::Random => LbPolicy::Random,
+            LbPolicyConfig::RingHash {
+                minimum_ring_size,
+                maximum_ring_size,
+            } => LbPolicy::RingHash {
+                minimum_ring_size: *minimum_ring_size,
+                maximum_ring_size: *maximum_ring_size,
+            },
+            LbPolicyConfig::Maglev { table_size } => LbPolicy::Maglev {
+                table_size: *table_size,
+            },
+        };
+        let set = HostSet::build(&policy, hosts);
+        let cluster = Cluster {
+            name: config.name.clone(),
+            config,
+            stats,
+            cb_default,
+            cb_high,
+            policy,
+            hosts: ArcSwap::from_pointee(set),
+        };
+        cluster.update_membership_stats();
+        cluster
+    }
+
+    /// The current host set.
+    pub fn hosts(&self) -> Arc<HostSet> {
+        self.hosts.load_full()
+    }
+
+    /// Replaces the hosts (DNS refresh). Hosts whose address is unchanged keep their stats.
+    pub fn set_hosts(&self, hosts: Vec<Arc<Host>>) {
+        let old = self.hosts.load();
+        let same = old.all.len() == hosts.len()
+            && old.all.iter().zip(&hosts).all(|(a, b)| {
+                a.address == b.address && a.weight == b.weight && a.priority == b.priority
+            });
+        if same {
+            self.stats.update_no_rebuild.inc();
+            return;
+        }
+        let hosts = hosts
+            .into_iter()
+            .map(|h| {
+                old.all
+                    .iter()
+                    .find(|o| {
+                        o.address == h.address && o.weight == h.weight && o.priority == h.priority
+                    })
+                    .cloned()
+                    .unwrap_or(h)
+            })
+            .collect();
+        self.hosts
+            .store(Arc::new(HostSet::build(&self.policy, hosts)));
+        self.stats.membership_change.inc();
+        self.update_membership_stats();
+    }
+
+    fn update_membership_stats(&self) {
+        let set = self.hosts.load();
+        let n = set.all.len() as u64;
+        self.stats.membership_total.set(n);
+        self.stats.membership_healthy.set(n);
+        self.stats.max_host_weight.set(
+            set.all
+                .iter()
+                .map(|h| u64::from(h.weight))
+                .max()
+                .unwrap_or(0),
+        );
+    }
+
+    /// Picks a host for a new connection or request; `None` when the cluster has no hosts.
+    pub fn choose_host(&self, hash: Option<u64>) -> Option<Arc<Host>> {
+        let set = self.hosts.load();
+        let i = set.lb.pick(&LbContext { hash }, &|i| {
+            set.active.get(i).map_or(0, |h| h.active_requests())
+        })?;
+        set.active.get(i).cloned()
+    }
+
+    /// Reserves a connection slot under the default-priority `max_connections` breaker.
+    pub fn try_reserve_connection(&self) -> bool {
+        let max = u64::from(self.config.default_thresholds.max_connections);
+        if self.stats.upstream_cx_active.value() >= max {
+            self.stats.upstream_cx_overflow.inc();
+            self.cb_default.cx_open.set(1);
+            return false;
+        }
+        true
+    }
+
+    /// Opens a TCP connection to `host` within `connect_timeout`, counting Envoy's stats.
+    pub async fn connect(self: &Arc<Self>, host: &Arc<Host>) -> Result<UpstreamConn, ConnectError> {
+        let started = Instant::now();
+        self.stats.upstream_cx_total.inc();
+        host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::time::timeout(
+            self.config.connect_timeout,
+            connect_socket(host.address, self.config.tcp_keepalive),
+        )
+        .await;
+        match result {
+            Ok(Ok(stream)) => {
+                self.stats
+                    .upstream_cx_connect_ms
+                    .record(started.elapsed().as_millis() as u64);
+                self.stats.upstream_cx_active.inc();
+                host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
+                let max = u64::from(self.config.default_thresholds.max_connections);
+                if self.stats.upstream_cx_active.value() >= max {
+                    self.cb_default.cx_open.set(1);
+                }
+                Ok(UpstreamConn {
+                    stream: Some(stream),
+                    cluster: self.clone(),
+                    host: host.clone(),
+                    opened: Instant::now(),
+                    closed_by_remote: false,
+                })
+            }
+            Ok(Err(e)) => {
+                self.stats.upstream_cx_connect_fail.inc();
+                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                Err(ConnectError::Io(e))
+            }
+            Err(_) => {
+                self.stats.upstream_cx_connect_timeout.inc();
+                self.stats.upstream_cx_connect_fail.inc();
+                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                Err(ConnectError::Timeout)
+            }
+        }
+    }
+}
+
+async fn connect_socket(addr: SocketAddr, keepalive: bool) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    if keepalive {
+        let sock = socket2::SockRef::from(&stream);
+        sock.set_keepalive(true)?;
+    }
+    Ok(stream)
+}
+
+/// An open upstream connection. Dropping it closes the socket and settles the cluster's
+/// `upstream_cx_active`, `upstream_cx_destroy*` and `upstream_cx_length_ms` stats.
+pub struct UpstreamConn {
+    stream: Option<TcpStream>,
+    pub cluster: Arc<Cluster>,
+    pub host: Arc<Host>,
+    opened: Instant,
+    closed_by_remote: bool,
+}
+
+impl UpstreamConn {
+    /// The socket (present until drop).
+    pub fn stream(&self) -> &TcpStream {
+        self.stream.as_ref().expect("stream is present until drop")
+    }
+
+    /// Records that the upstream closed first (for `upstream_cx_destroy_remote`).
+    pub fn mark_remote_close(&mut self) {
+        self.closed_by_remote = true;
+    }
+
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+}
+
+impl Drop for UpstreamConn {
+    fn drop(&mut self) {
+        let s = &self.cluster.stats;
+        s.upstream_cx_active.dec();
+        self.host.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
+        s.upstream_cx_destroy.inc();
+        if self.closed_by_remote {
+            s.upstream_cx_destroy_remote.inc();
+        } else {
+            s.upstream_cx_destroy_local.inc();
+        }
+        s.upstream_cx_length_ms
+            .record(self.opened.elapsed().as_millis() as u64);
+        let max = u64::from(self.cluster.config.default_thresholds.max_connections);
+        if s.upstream_cx_active.value() < max {
+            self.cluster.cb_default.cx_open.set(0);
+        }
+    }
+}
