@@ -31,12 +31,7 @@ pub struct Options {
     #[arg(long = "mode", value_name = "string", default_value = "serve")]
     pub mode: String,
     /// Log levels: [trace][debug][info][warning|warn][error][critical][off]
-    #[arg(
-        short = 'l',
-        long = "log-level",
-        value_name = "string",
-        default_value = "info"
-    )]
+    #[arg(short = 'l', long = "log-level", value_name = "string", default_value = "info")]
     pub log_level: String,
     /// Comma-separated list of component log levels, e.g. upstream:debug,connection:trace
     #[arg(long = "component-log-level", value_name = "string")]
@@ -54,18 +49,10 @@ pub struct Options {
     #[arg(long = "drain-time-s", value_name = "uint32_t", default_value_t = 600)]
     pub drain_time_s: u32,
     /// Hot restart parent shutdown time in seconds (accepted; no hot restart in Legate)
-    #[arg(
-        long = "parent-shutdown-time-s",
-        value_name = "uint32_t",
-        default_value_t = 900
-    )]
+    #[arg(long = "parent-shutdown-time-s", value_name = "uint32_t", default_value_t = 900)]
     pub parent_shutdown_time_s: u32,
     /// Hot restart drain sequence behaviour, one of 'gradual' (default) or 'immediate'
-    #[arg(
-        long = "drain-strategy",
-        value_name = "string",
-        default_value = "gradual"
-    )]
+    #[arg(long = "drain-strategy", value_name = "string", default_value = "gradual")]
     pub drain_strategy: String,
     /// Cluster name (overrides node.cluster)
     #[arg(long = "service-cluster", value_name = "string")]
@@ -98,18 +85,10 @@ pub struct Options {
     #[arg(long = "disable-hot-restart")]
     pub disable_hot_restart: bool,
     /// Interval for log flushing in msec
-    #[arg(
-        long = "file-flush-interval-msec",
-        value_name = "uint32_t",
-        default_value_t = 10000
-    )]
+    #[arg(long = "file-flush-interval-msec", value_name = "uint32_t", default_value_t = 10000)]
     pub file_flush_interval_msec: u32,
     /// The local IP address version (v4 or v6)
-    #[arg(
-        long = "local-address-ip-version",
-        value_name = "string",
-        default_value = "v4"
-    )]
+    #[arg(long = "local-address-ip-version", value_name = "string", default_value = "v4")]
     pub local_address_ip_version: String,
     /// Admin address path: write the admin address to this file once bound
     #[arg(long = "admin-address-path", value_name = "string")]
@@ -125,9 +104,7 @@ pub struct Options {
 pub struct CliError(pub String);
 
 /// The log levels Envoy accepts.
-pub const LEVELS: &[&str] = &[
-    "trace", "debug", "info", "warning", "warn", "error", "critical", "off",
-];
+pub const LEVELS: &[&str] = &["trace", "debug", "info", "warning", "warn", "error", "critical", "off"];
 
 impl Options {
     pub fn mode(&self) -> Result<Mode, CliError> {
@@ -150,28 +127,19 @@ impl Options {
     /// Checks the log options the way Envoy does, with its messages.
     pub fn check_log_levels(&self) -> Result<Vec<(String, String)>, CliError> {
         if !LEVELS.contains(&self.log_level.as_str()) {
-            return Err(CliError(format!(
-                "error: invalid log level specified '{}'",
-                self.log_level
-            )));
+            return Err(CliError(format!("error: invalid log level specified '{}'", self.log_level)));
         }
         let mut out = Vec::new();
         if let Some(spec) = &self.component_log_level {
             for part in spec.split(',') {
                 let Some((c, l)) = part.split_once(':') else {
-                    return Err(CliError(format!(
-                        "error: component log level not correctly specified '{part}'"
-                    )));
+                    return Err(CliError(format!("error: component log level not correctly specified '{part}'")));
                 };
                 if !LEVELS.contains(&l) {
-                    return Err(CliError(format!(
-                        "error: invalid log level specified '{l}'"
-                    )));
+                    return Err(CliError(format!("error: invalid log level specified '{l}'")));
                 }
                 if !crate::logging::COMPONENTS.contains(&c) {
-                    return Err(CliError(format!(
-                        "error: invalid component specified '{c}'"
-                    )));
+                    return Err(CliError(format!("error: invalid component specified '{c}'")));
                 }
                 out.push((c.to_string(), l.to_string()));
             }
@@ -188,10 +156,6 @@ pub fn version_text() -> String {
 /// `<sha>/<version>/Clean/<RELEASE|DEBUG>/rustls`, as in `/server_info`.
 pub fn build_version() -> String {
     let sha = option_env!("LEGATE_GIT_SHA").unwrap_or("0000000000000000000000000000000000000000");
-    let profile = if cfg!(debug_assertions) {
-        "DEBUG"
-    } else {
-        "RELEASE"
-    };
+    let profile = if cfg!(debug_assertions) { "DEBUG" } else { "RELEASE" };
     format!("{sha}/{}/Clean/{profile}/rustls", env!("CARGO_PKG_VERSION"))
 }

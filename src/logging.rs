@@ -49,9 +49,7 @@ pub const COMPONENTS: &[&str] = &[
 ];
 
 /// Envoy's level names in the order `/logging` documents them.
-pub const LEVEL_NAMES: &[&str] = &[
-    "trace", "debug", "info", "warning", "error", "critical", "off",
-];
+pub const LEVEL_NAMES: &[&str] = &["trace", "debug", "info", "warning", "error", "critical", "off"];
 
 fn normalize(level: &str) -> Option<&'static str> {
     match level {
@@ -127,11 +125,7 @@ where
             tracing::Level::ERROR => "error",
         };
         let target = meta.target();
-        let component = if COMPONENTS.contains(&target) {
-            target
-        } else {
-            "misc"
-        };
+        let component = if COMPONENTS.contains(&target) { target } else { "misc" };
         let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f");
         write!(w, "[{now}][{}][{level}][{component}] ", thread_id())?;
         ctx.field_format().format_fields(w.by_ref(), event)?;
@@ -173,9 +167,7 @@ impl LogControl {
             levels.insert(*c, base);
         }
         for (c, l) in components {
-            if let (Some(c), Some(l)) =
-                (COMPONENTS.iter().find(|x| **x == c.as_str()), normalize(l))
-            {
+            if let (Some(c), Some(l)) = (COMPONENTS.iter().find(|x| **x == c.as_str()), normalize(l)) {
                 levels.insert(*c, l);
             }
         }
@@ -183,26 +175,12 @@ impl LogControl {
             Some(p) => Some(Sink::open(p)?),
             None => None,
         };
-        let sink = Sink {
-            path: log_path.map(str::to_string),
-            file: Arc::new(Mutex::new(file)),
-        };
+        let sink = Sink { path: log_path.map(str::to_string), file: Arc::new(Mutex::new(file)) };
         let filter = build_filter(&levels);
         let (layer, handle) = reload::Layer::new(filter);
-        let fmt = tracing_subscriber::fmt::layer()
-            .event_format(EnvoyFormat)
-            .with_writer(sink.clone())
-            .with_ansi(false);
-        let installed = tracing_subscriber::registry()
-            .with(layer)
-            .with(fmt)
-            .try_init()
-            .is_ok();
-        Ok(Arc::new(LogControl {
-            levels: Mutex::new(levels),
-            reload: installed.then_some(handle),
-            sink,
-        }))
+        let fmt = tracing_subscriber::fmt::layer().event_format(EnvoyFormat).with_writer(sink.clone()).with_ansi(false);
+        let installed = tracing_subscriber::registry().with(layer).with(fmt).try_init().is_ok();
+        Ok(Arc::new(LogControl { levels: Mutex::new(levels), reload: installed.then_some(handle), sink }))
     }
 
     /// `(component, level)` sorted by component.
@@ -214,10 +192,8 @@ impl LogControl {
     pub fn set(&self, component: &str, level: &str) -> Result<(), String> {
         let l = normalize(level).ok_or_else(|| format!("unknown logger level {level}"))?;
         let mut levels = self.levels.lock();
-        let c = *COMPONENTS
-            .iter()
-            .find(|x| **x == component)
-            .ok_or_else(|| format!("unknown logger name {component}"))?;
+        let c =
+            *COMPONENTS.iter().find(|x| **x == component).ok_or_else(|| format!("unknown logger name {component}"))?;
         levels.insert(c, l);
         self.apply(&levels);
         Ok(())
@@ -252,11 +228,7 @@ impl LogControl {
 fn build_filter(levels: &BTreeMap<&'static str, &'static str>) -> EnvFilter {
     // Libraries' own targets log under "misc"'s level, capped at warning unless debugging.
     let misc = levels.get("misc").copied().unwrap_or("info");
-    let lib = if matches!(misc, "trace" | "debug") {
-        directive(misc)
-    } else {
-        "warn"
-    };
+    let lib = if matches!(misc, "trace" | "debug") { directive(misc) } else { "warn" };
     let mut spec = lib.to_string();
     for (c, l) in levels {
         spec.push_str(&format!(",{c}={}", directive(l)));

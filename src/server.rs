@@ -102,8 +102,7 @@ impl ServerState {
     }
 
     fn refresh_live(&self) {
-        let live = self.healthy.load(Ordering::Relaxed)
-            && self.state.load(Ordering::Relaxed) == STATE_LIVE;
+        let live = self.healthy.load(Ordering::Relaxed) && self.state.load(Ordering::Relaxed) == STATE_LIVE;
         self.stats.live.set(u64::from(live));
     }
 
@@ -130,11 +129,7 @@ pub struct ListenerInfo {
 }
 
 /// Builds the filter chains of one TCP listener.
-fn build_chain(
-    cfg: &FilterChainConfig,
-    store: &Store,
-    cm: &ClusterManager,
-) -> Result<FilterChain, String> {
+fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> Result<FilterChain, String> {
     let mut terminal = None;
     for f in &cfg.filters {
         match f {
@@ -146,11 +141,7 @@ fn build_chain(
         }
     }
     let terminal = terminal.ok_or_else(|| format!("{}: no terminal filter", cfg.path))?;
-    Ok(FilterChain {
-        name: cfg.name.clone(),
-        observers: Vec::new(),
-        terminal,
-    })
+    Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal })
 }
 
 fn build_listener(
@@ -166,13 +157,9 @@ fn build_listener(
     for c in &cfg.filter_chains {
         chains.push((c.matcher.clone(), build_chain(c, store, cm)?));
     }
-    let default_chain = cfg
-        .default_filter_chain
-        .as_ref()
-        .map(|c| build_chain(c, store, cm))
-        .transpose()?;
-    let access_logs = crate::access_log_build::build_all(&cfg.access_log)
-        .map_err(|e| format!("listener '{}': {e}", cfg.name))?;
+    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, store, cm)).transpose()?;
+    let access_logs =
+        crate::access_log_build::build_all(&cfg.access_log).map_err(|e| format!("listener '{}': {e}", cfg.name))?;
     Ok(ListenerShared {
         name: cfg.name.clone(),
         stats,
@@ -197,10 +184,7 @@ pub async fn check_buildable(loaded: &Loaded) -> Result<(), Vec<String>> {
     };
     let total = store.gauge("server.total_connections");
     for l in &loaded.bootstrap.listeners {
-        let local = l
-            .address
-            .ip()
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local = l.address.ip().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         if l.udp_proxy.is_none() {
             if let Err(e) = build_listener(l, local, &store, &cm, 1, &total) {
                 errors.push(e);
@@ -220,12 +204,7 @@ pub async fn check_buildable(loaded: &Loaded) -> Result<(), Vec<String>> {
 }
 
 /// Runs the server. Returns when shutdown has finished; `Err` only for start-up failures.
-pub async fn run(
-    opts: Options,
-    loaded: Loaded,
-    log: Arc<LogControl>,
-    init_only: bool,
-) -> Result<(), Vec<String>> {
+pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only: bool) -> Result<(), Vec<String>> {
     let init_started = Instant::now();
     let store = Store::new();
     let bootstrap = Arc::new(loaded.bootstrap);
@@ -239,10 +218,7 @@ pub async fn run(
     });
     server.set_state(STATE_INITIALIZING);
     server.stats.concurrency.set(concurrency as u64);
-    server
-        .stats
-        .static_unknown_fields
-        .add(loaded.unknown_fields);
+    server.stats.static_unknown_fields.add(loaded.unknown_fields);
     for w in &loaded.warnings {
         tracing::warn!(target: "config", "{w}");
     }
@@ -284,23 +260,12 @@ pub async fn run(
     for (cfg, b, local) in bound {
         lm.listener_added.inc();
         lm.listener_create_success.inc();
-        infos.push(ListenerInfo {
-            name: cfg.name.clone(),
-            local,
-            udp: matches!(b, Bound::Udp(_)),
-        });
+        infos.push(ListenerInfo { name: cfg.name.clone(), local, udp: matches!(b, Bound::Udp(_)) });
         match b {
             Bound::Tcp(l) => {
                 let shared = Arc::new(
-                    build_listener(
-                        cfg,
-                        local,
-                        &store,
-                        &cm,
-                        concurrency,
-                        &server.stats.total_connections,
-                    )
-                    .map_err(|e| vec![e])?,
+                    build_listener(cfg, local, &store, &cm, concurrency, &server.stats.total_connections)
+                        .map_err(|e| vec![e])?,
                 );
                 if !init_only {
                     tokio::spawn(listener::run_tcp(
@@ -347,20 +312,13 @@ pub async fn run(
             tokio::spawn(admin::serve(l, admin_state.clone(), stop.clone()));
         }
     }
-    server
-        .stats
-        .initialization_time_ms
-        .record(init_started.elapsed().as_millis() as u64);
+    server.stats.initialization_time_ms.record(init_started.elapsed().as_millis() as u64);
     server.set_state(STATE_LIVE);
     tracing::info!(target: "main", "starting main dispatch loop");
     if init_only {
         return Ok(());
     }
-    let flush = tokio::spawn(flush_loop(
-        store.clone(),
-        server.clone(),
-        bootstrap.stats_flush_interval,
-    ));
+    let flush = tokio::spawn(flush_loop(store.clone(), server.clone(), bootstrap.stats_flush_interval));
 
     wait_for_shutdown(&server.quit).await;
     tracing::info!(target: "main", "shutting down: draining listeners for up to {}s", opts.drain_time_s);
@@ -370,11 +328,7 @@ pub async fn run(
         t.abort();
     }
     tracker.close();
-    let drained = tokio::time::timeout(
-        Duration::from_secs(u64::from(opts.drain_time_s)),
-        tracker.wait(),
-    )
-    .await;
+    let drained = tokio::time::timeout(Duration::from_secs(u64::from(opts.drain_time_s)), tracker.wait()).await;
     if drained.is_err() {
         tracing::info!(target: "main", "drain time elapsed with {} connections open; closing them", server.stats.total_connections.value());
     }

@@ -43,20 +43,8 @@ mod tests {
     #[test]
     fn lengths_outside_the_bounds_are_rejected_before_allocation() {
         assert_eq!(check_len(5, 4, 10), Ok(5));
-        assert_eq!(
-            check_len(3, 4, 10),
-            Err(LengthError::TooSmall {
-                declared: 3,
-                min: 4
-            })
-        );
-        assert_eq!(
-            check_len(1 << 40, 4, 10),
-            Err(LengthError::TooLarge {
-                declared: 1 << 40,
-                limit: 10
-            })
-        );
+        assert_eq!(check_len(3, 4, 10), Err(LengthError::TooSmall { declared: 3, min: 4 }));
+        assert_eq!(check_len(1 << 40, 4, 10), Err(LengthError::TooLarge { declared: 1 << 40, limit: 10 }));
     }
 
     #[test]

@@ -37,12 +37,8 @@ pub struct AdminState {
 
 /// Binds the admin address.
 pub async fn bind(addr: &SocketAddress) -> Result<TcpListener, String> {
-    let ip = addr
-        .ip()
-        .ok_or_else(|| format!("admin: address '{}' is not an IP address", addr.address))?;
-    TcpListener::bind(ip)
-        .await
-        .map_err(|e| format!("admin: cannot bind {ip}: {e}"))
+    let ip = addr.ip().ok_or_else(|| format!("admin: address '{}' is not an IP address", addr.address))?;
+    TcpListener::bind(ip).await.map_err(|e| format!("admin: cannot bind {ip}: {e}"))
 }
 
 /// Serves admin requests until `stop` is cancelled.
@@ -65,33 +61,20 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, stop: Cancella
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handlers::handle(&state, req).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
 
 /// A plain response with Envoy's admin headers.
-pub(crate) fn respond(
-    status: u16,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
+pub(crate) fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() =
-        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     if let Ok(v) = content_type.parse() {
         h.insert(hyper::header::CONTENT_TYPE, v);
     }
-    h.insert(
-        "cache-control",
-        hyper::header::HeaderValue::from_static("no-cache, max-age=0"),
-    );
-    h.insert(
-        "x-content-type-options",
-        hyper::header::HeaderValue::from_static("nosniff"),
-    );
+    h.insert("cache-control", hyper::header::HeaderValue::from_static("no-cache, max-age=0"));
+    h.insert("x-content-type-options", hyper::header::HeaderValue::from_static("nosniff"));
     r
 }

@@ -4,12 +4,9 @@ use serde_json::Value;
 
 use super::decode::Obj;
 
-pub const FILE_ACCESS_LOG: &str =
-    "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
-pub const STDOUT_ACCESS_LOG: &str =
-    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
-pub const STDERR_ACCESS_LOG: &str =
-    "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+pub const FILE_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog";
+pub const STDOUT_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+pub const STDERR_ACCESS_LOG: &str = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
 
 /// Where the lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +46,8 @@ impl AccessLogConfig {
             STDERR_ACCESS_LOG => AccessLogSink::Stderr,
             other => {
                 let known = [FILE_ACCESS_LOG, STDOUT_ACCESS_LOG, STDERR_ACCESS_LOG];
-                let mut msg = format!(
-                    "access logger type '{other}' is not supported by Legate; supported: {}",
-                    known.join(", ")
-                );
+                let mut msg =
+                    format!("access logger type '{other}' is not supported by Legate; supported: {}", known.join(", "));
                 if let Some(b) = super::decode::did_you_mean(other, known.iter().copied()) {
                     msg = format!("unknown access logger type '{other}' (did you mean '{b}'?)");
                 }
@@ -66,10 +61,7 @@ impl AccessLogConfig {
             format = LogFormat::Text(f);
         }
         if let Some(j) = tc.raw("json_format") {
-            format = LogFormat::Json {
-                map: j.clone(),
-                omit_empty_values: false,
-            };
+            format = LogFormat::Json { map: j.clone(), omit_empty_values: false };
         }
         if let Some(mut lf) = tc.obj("log_format", "SubstitutionFormatString") {
             let omit = lf.bool("omit_empty_values").unwrap_or(false);
@@ -83,10 +75,7 @@ impl AccessLogConfig {
                 src.finish(&["filename", "inline_bytes", "environment_variable"]);
             }
             if let Some(j) = lf.raw("json_format") {
-                format = LogFormat::Json {
-                    map: j.clone(),
-                    omit_empty_values: omit,
-                };
+                format = LogFormat::Json { map: j.clone(), omit_empty_values: omit };
             }
             lf.accept(&["content_type"]);
             lf.finish(&["typed_json_format", "formatters", "json_format_options"]);
@@ -101,15 +90,15 @@ impl Obj<'_, '_> {
     /// Access-log `filter`s are not implemented yet: say so instead of logging everything.
     fn finish_filter(&mut self) {
         if self.has("filter") {
-            self.error("filter", "access log filters are not supported by Legate yet; remove 'filter' to log every connection");
+            self.error(
+                "filter",
+                "access log filters are not supported by Legate yet; remove 'filter' to log every connection",
+            );
         }
     }
 }
 
 /// Decodes the `access_log` list of a message.
 pub fn access_logs(o: &mut Obj) -> Vec<AccessLogConfig> {
-    o.list_of("access_log", "AccessLog", AccessLogConfig::decode)
-        .into_iter()
-        .flatten()
-        .collect()
+    o.list_of("access_log", "AccessLog", AccessLogConfig::decode).into_iter().flatten().collect()
 }

@@ -24,12 +24,7 @@ pub struct SocketAddress {
 impl SocketAddress {
     /// The address as an IP socket address, when `address` is an IP literal.
     pub fn ip(&self) -> Option<SocketAddr> {
-        let ip: IpAddr = self
-            .address
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse()
-            .ok()?;
+        let ip: IpAddr = self.address.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
         Some(SocketAddr::new(ip, self.port))
     }
 
@@ -43,11 +38,7 @@ impl SocketAddress {
         let port = sa.uint("port_value", 0, 65535).unwrap_or(0) as u16;
         sa.accept(&["ipv4_compat"]);
         sa.finish(&["named_port", "resolver_name", "network_namespace_filepath"]);
-        Some(SocketAddress {
-            protocol,
-            address,
-            port,
-        })
+        Some(SocketAddress { protocol, address, port })
     }
 }
 
@@ -55,7 +46,10 @@ impl SocketAddress {
 pub fn address(o: &mut Obj, key: &'static str) -> Option<SocketAddress> {
     let mut a = o.obj(key, "Address")?;
     if !a.has("socket_address") {
-        a.cx.error(&a.path, "Address needs 'socket_address' (pipe and envoy_internal_address are not supported by Legate)");
+        a.cx.error(
+            &a.path,
+            "Address needs 'socket_address' (pipe and envoy_internal_address are not supported by Legate)",
+        );
     }
     let sa = SocketAddress::decode(&mut a);
     a.finish(&["pipe", "envoy_internal_address"]);
@@ -84,10 +78,7 @@ impl CidrRange {
         };
         let max = if prefix.is_ipv4() { 32 } else { 128 };
         if len > max {
-            o.error(
-                "prefix_len",
-                format!("prefix length {len} is too long for {prefix}"),
-            );
+            o.error("prefix_len", format!("prefix length {len} is too long for {prefix}"));
             return None;
         }
         Some(CidrRange { prefix, len })
@@ -101,19 +92,11 @@ impl CidrRange {
         };
         match (self.prefix, ip) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
-                let mask = if self.len == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.len))
-                };
+                let mask = if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len)) };
                 (u32::from(p) & mask) == (u32::from(a) & mask)
             }
             (IpAddr::V6(p), IpAddr::V6(a)) => {
-                let mask = if self.len == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.len))
-                };
+                let mask = if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) };
                 (u128::from(p) & mask) == (u128::from(a) & mask)
             }
             _ => false,
@@ -127,17 +110,11 @@ mod tests {
 
     #[test]
     fn cidr_ranges_match_by_prefix() {
-        let r = CidrRange {
-            prefix: "10.1.0.0".parse().expect("ip"),
-            len: 16,
-        };
+        let r = CidrRange { prefix: "10.1.0.0".parse().expect("ip"), len: 16 };
         assert!(r.contains("10.1.200.3".parse().expect("ip")));
         assert!(!r.contains("10.2.0.1".parse().expect("ip")));
         assert!(r.contains("::ffff:10.1.0.9".parse().expect("ip")));
-        let all = CidrRange {
-            prefix: "0.0.0.0".parse().expect("ip"),
-            len: 0,
-        };
+        let all = CidrRange { prefix: "0.0.0.0".parse().expect("ip"), len: 0 };
         assert!(all.contains("192.168.1.1".parse().expect("ip")));
     }
 }

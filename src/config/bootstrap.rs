@@ -74,12 +74,7 @@ impl Bootstrap {
                     "listening_addresses",
                 ]);
                 n.finish(&["dynamic_parameters"]);
-                NodeConfig {
-                    id,
-                    cluster,
-                    metadata,
-                    locality,
-                }
+                NodeConfig { id, cluster, metadata, locality }
             })
             .unwrap_or_default();
         let (mut listeners, mut clusters) = (Vec::new(), Vec::new());
@@ -100,16 +95,10 @@ impl Bootstrap {
         let admin = o.obj("admin", "Admin").map(|mut a| {
             let address = address(&mut a, "address");
             let access_log = access_logs(&mut a);
-            let access_log_path = a
-                .string("access_log_path")
-                .filter(|p| p != "/dev/null" && !p.is_empty());
+            let access_log_path = a.string("access_log_path").filter(|p| p != "/dev/null" && !p.is_empty());
             a.accept(&["profile_path", "ignore_global_conn_limit"]);
             a.finish(&["socket_options"]);
-            AdminConfig {
-                address,
-                access_log,
-                access_log_path,
-            }
+            AdminConfig { address, access_log, access_log_path }
         });
         let stats = o
             .obj("stats_config", "StatsConfig")
@@ -127,31 +116,16 @@ impl Bootstrap {
                         t.cx.error(&t.path, "only one of 'regex' and 'fixed_value' may be set");
                     }
                     t.finish(&[]);
-                    StatsTagConfig {
-                        tag_name,
-                        regex,
-                        fixed_value,
-                    }
+                    StatsTagConfig { tag_name, regex, fixed_value }
                 });
                 let use_all_default_tags = s.bool("use_all_default_tags").unwrap_or(true);
                 s.finish(&["stats_matcher", "histogram_bucket_settings"]);
-                StatsConfig {
-                    stats_tags,
-                    use_all_default_tags,
-                }
+                StatsConfig { stats_tags, use_all_default_tags }
             })
-            .unwrap_or(StatsConfig {
-                stats_tags: Vec::new(),
-                use_all_default_tags: true,
-            });
-        let stats_flush_interval = o
-            .duration("stats_flush_interval")
-            .unwrap_or(DEFAULT_STATS_FLUSH_INTERVAL);
+            .unwrap_or(StatsConfig { stats_tags: Vec::new(), use_all_default_tags: true });
+        let stats_flush_interval = o.duration("stats_flush_interval").unwrap_or(DEFAULT_STATS_FLUSH_INTERVAL);
         if o.bool("stats_flush_on_admin") == Some(true) && o.has("stats_flush_interval") {
-            o.cx.error(
-                &o.path,
-                "only one of 'stats_flush_interval' and 'stats_flush_on_admin' may be set",
-            );
+            o.cx.error(&o.path, "only one of 'stats_flush_interval' and 'stats_flush_on_admin' may be set");
         }
         let layered_runtime = o.raw("layered_runtime").cloned().unwrap_or(Value::Null);
         // Watchdogs have no Legate counterpart (tokio tasks are not watched); accepted so
@@ -186,15 +160,6 @@ impl Bootstrap {
             "memory_allocator_manager",
             "tracing",
         ]);
-        Bootstrap {
-            node,
-            listeners,
-            clusters,
-            admin,
-            stats,
-            stats_flush_interval,
-            layered_runtime,
-            raw: raw.clone(),
-        }
+        Bootstrap { node, listeners, clusters, admin, stats, stats_flush_interval, layered_runtime, raw: raw.clone() }
     }
 }

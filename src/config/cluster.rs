@@ -38,18 +38,10 @@ pub enum DnsLookupFamily {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LbPolicyConfig {
     RoundRobin,
-    LeastRequest {
-        choice_count: u32,
-        active_request_bias: f64,
-    },
+    LeastRequest { choice_count: u32, active_request_bias: f64 },
     Random,
-    RingHash {
-        minimum_ring_size: u64,
-        maximum_ring_size: u64,
-    },
-    Maglev {
-        table_size: u64,
-    },
+    RingHash { minimum_ring_size: u64, maximum_ring_size: u64 },
+    Maglev { table_size: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,60 +113,38 @@ impl ClusterConfig {
     pub fn decode(o: &mut Obj, raw: &Value) -> ClusterConfig {
         let name = o.req_string("name");
         let alt_stat_name = o.string("alt_stat_name");
-        let discovery = match o.enumeration(
-            "type",
-            &["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"],
-        ) {
+        let discovery = match o.enumeration("type", &["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"]) {
             Some("STRICT_DNS") => DiscoveryType::StrictDns,
             Some("LOGICAL_DNS") => DiscoveryType::LogicalDns,
             Some(other @ ("EDS" | "ORIGINAL_DST")) => {
-                o.error(
-                    "type",
-                    format!("cluster type {other} is not supported by Legate yet"),
-                );
+                o.error("type", format!("cluster type {other} is not supported by Legate yet"));
                 DiscoveryType::Static
             }
             _ => DiscoveryType::Static,
         };
         if o.has("cluster_type") {
-            o.error(
-                "cluster_type",
-                "custom cluster types are not supported by Legate yet",
-            );
+            o.error("cluster_type", "custom cluster types are not supported by Legate yet");
         }
-        let connect_timeout = o
-            .duration("connect_timeout")
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let connect_timeout = o.duration("connect_timeout").unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let lb_policy = decode_lb(o);
         let localities = decode_load_assignment(o, discovery);
         if o.has("hosts") {
-            o.error(
-                "hosts",
-                "the deprecated 'hosts' field was removed from the v3 API; use 'load_assignment'",
-            );
+            o.error("hosts", "the deprecated 'hosts' field was removed from the v3 API; use 'load_assignment'");
         }
-        let dns_lookup_family = match o.enumeration(
-            "dns_lookup_family",
-            &["AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"],
-        ) {
-            Some("V4_ONLY") => DnsLookupFamily::V4Only,
-            Some("V6_ONLY") => DnsLookupFamily::V6Only,
-            Some("V4_PREFERRED") => DnsLookupFamily::V4Preferred,
-            Some("ALL") => DnsLookupFamily::All,
-            _ => DnsLookupFamily::Auto,
-        };
-        let dns_refresh_rate = o
-            .duration("dns_refresh_rate")
-            .unwrap_or(DEFAULT_DNS_REFRESH_RATE);
+        let dns_lookup_family =
+            match o.enumeration("dns_lookup_family", &["AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", "ALL"]) {
+                Some("V4_ONLY") => DnsLookupFamily::V4Only,
+                Some("V6_ONLY") => DnsLookupFamily::V6Only,
+                Some("V4_PREFERRED") => DnsLookupFamily::V4Preferred,
+                Some("ALL") => DnsLookupFamily::All,
+                _ => DnsLookupFamily::Auto,
+            };
+        let dns_refresh_rate = o.duration("dns_refresh_rate").unwrap_or(DEFAULT_DNS_REFRESH_RATE);
         if dns_refresh_rate < Duration::from_millis(1) {
             o.error("dns_refresh_rate", "must be at least 1ms");
         }
         // respect_dns_ttl: getaddrinfo does not expose TTLs; we refresh at dns_refresh_rate.
-        o.accept(&[
-            "respect_dns_ttl",
-            "dns_failure_refresh_rate",
-            "cleanup_interval",
-        ]);
+        o.accept(&["respect_dns_ttl", "dns_failure_refresh_rate", "cleanup_interval"]);
         let per_connection_buffer_limit_bytes = o
             .uint("per_connection_buffer_limit_bytes", 1, u64::from(u32::MAX))
             .map_or(DEFAULT_BUFFER_LIMIT, |v| v as u32);
@@ -183,17 +153,11 @@ impl ClusterConfig {
             .obj("upstream_connection_options", "UpstreamConnectionOptions")
             .map(|mut u| {
                 let k = u.has("tcp_keepalive");
-                u.finish(&[
-                    "set_local_interface_name_on_upstream_connections",
-                    "happy_eyeballs_config",
-                ]);
+                u.finish(&["set_local_interface_name_on_upstream_connections", "happy_eyeballs_config"]);
                 k
             })
             .unwrap_or(false);
-        let protocol_options = o
-            .raw("typed_extension_protocol_options")
-            .cloned()
-            .unwrap_or(Value::Null);
+        let protocol_options = o.raw("typed_extension_protocol_options").cloned().unwrap_or(Value::Null);
         o.finish(&[
             "eds_cluster_config",
             "transport_socket",
@@ -251,35 +215,20 @@ impl ClusterConfig {
 }
 
 fn decode_lb(o: &mut Obj) -> LbPolicyConfig {
-    let policy = o
-        .enumeration("lb_policy", LB_POLICIES)
-        .unwrap_or("ROUND_ROBIN");
+    let policy = o.enumeration("lb_policy", LB_POLICIES).unwrap_or("ROUND_ROBIN");
     let mut lb = match policy {
-        "LEAST_REQUEST" => LbPolicyConfig::LeastRequest {
-            choice_count: 2,
-            active_request_bias: 1.0,
-        },
-        "RING_HASH" => LbPolicyConfig::RingHash {
-            minimum_ring_size: 1024,
-            maximum_ring_size: 8 * 1024 * 1024,
-        },
+        "LEAST_REQUEST" => LbPolicyConfig::LeastRequest { choice_count: 2, active_request_bias: 1.0 },
+        "RING_HASH" => LbPolicyConfig::RingHash { minimum_ring_size: 1024, maximum_ring_size: 8 * 1024 * 1024 },
         "RANDOM" => LbPolicyConfig::Random,
         "MAGLEV" => LbPolicyConfig::Maglev { table_size: 65537 },
         "CLUSTER_PROVIDED" | "LOAD_BALANCING_POLICY_CONFIG" => {
-            o.error(
-                "lb_policy",
-                format!("lb_policy {policy} is not supported by Legate yet"),
-            );
+            o.error("lb_policy", format!("lb_policy {policy} is not supported by Legate yet"));
             LbPolicyConfig::RoundRobin
         }
         _ => LbPolicyConfig::RoundRobin,
     };
     if let Some(mut c) = o.obj("least_request_lb_config", "LeastRequestLbConfig") {
-        if let LbPolicyConfig::LeastRequest {
-            choice_count,
-            active_request_bias,
-        } = &mut lb
-        {
+        if let LbPolicyConfig::LeastRequest { choice_count, active_request_bias } = &mut lb {
             *choice_count = c.uint("choice_count", 2, 100).map_or(2, |v| v as u32);
             if let Some(b) = c.obj("active_request_bias", "RuntimeDouble") {
                 let mut b = b;
@@ -289,24 +238,13 @@ fn decode_lb(o: &mut Obj) -> LbPolicyConfig {
                 b.finish(&["runtime_key"]);
             }
         } else {
-            c.cx.error(
-                &c.path,
-                "least_request_lb_config needs lb_policy: LEAST_REQUEST",
-            );
+            c.cx.error(&c.path, "least_request_lb_config needs lb_policy: LEAST_REQUEST");
         }
-        c.finish(&[
-            "slow_start_config",
-            "locality_lb_config",
-            "selection_method",
-        ]);
+        c.finish(&["slow_start_config", "locality_lb_config", "selection_method"]);
     }
     if let Some(mut c) = o.obj("ring_hash_lb_config", "RingHashLbConfig") {
-        let min = c
-            .uint("minimum_ring_size", 1, 8 * 1024 * 1024)
-            .unwrap_or(1024);
-        let max = c
-            .uint("maximum_ring_size", 1, 8 * 1024 * 1024)
-            .unwrap_or(8 * 1024 * 1024);
+        let min = c.uint("minimum_ring_size", 1, 8 * 1024 * 1024).unwrap_or(1024);
+        let max = c.uint("maximum_ring_size", 1, 8 * 1024 * 1024).unwrap_or(8 * 1024 * 1024);
         if min > max {
             c.error(
                 "minimum_ring_size",
@@ -314,40 +252,23 @@ fn decode_lb(o: &mut Obj) -> LbPolicyConfig {
             );
         }
         if c.enumeration("hash_function", &["XX_HASH", "MURMUR_HASH_2"]) == Some("MURMUR_HASH_2") {
-            c.error(
-                "hash_function",
-                "MURMUR_HASH_2 is not supported by Legate; use XX_HASH (the default)",
-            );
+            c.error("hash_function", "MURMUR_HASH_2 is not supported by Legate; use XX_HASH (the default)");
         }
-        if let LbPolicyConfig::RingHash {
-            minimum_ring_size,
-            maximum_ring_size,
-        } = &mut lb
-        {
+        if let LbPolicyConfig::RingHash { minimum_ring_size, maximum_ring_size } = &mut lb {
             *minimum_ring_size = min;
             *maximum_ring_size = max;
         }
-        c.finish(&[
-            "use_hostname_for_hashing",
-            "hash_balance_factor",
-            "consistent_hashing_lb_config",
-        ]);
+        c.finish(&["use_hostname_for_hashing", "hash_balance_factor", "consistent_hashing_lb_config"]);
     }
     if let Some(mut c) = o.obj("maglev_lb_config", "MaglevLbConfig") {
         let size = c.uint("table_size", 1, 5_000_011).unwrap_or(65537);
         if !crate::upstream::lb::is_prime(size) {
-            c.error(
-                "table_size",
-                format!("table_size {size} must be a prime number"),
-            );
+            c.error("table_size", format!("table_size {size} must be a prime number"));
         }
         if let LbPolicyConfig::Maglev { table_size } = &mut lb {
             *table_size = size;
         }
-        c.finish(&[
-            "consistent_hashing_lb_config",
-            "locality_weighted_lb_config",
-        ]);
+        c.finish(&["consistent_hashing_lb_config", "locality_weighted_lb_config"]);
     }
     lb
 }
@@ -404,10 +325,7 @@ fn decode_load_assignment(o: &mut Obj, discovery: DiscoveryType) -> Vec<Locality
     if discovery == DiscoveryType::LogicalDns {
         let n: usize = localities.iter().map(|l| l.endpoints.len()).sum();
         if n != 1 {
-            o.error(
-                "load_assignment",
-                format!("LOGICAL_DNS clusters must have a single host, found {n}"),
-            );
+            o.error("load_assignment", format!("LOGICAL_DNS clusters must have a single host, found {n}"));
         }
     }
     localities

@@ -25,17 +25,9 @@ pub struct Issue {
 
 impl std::fmt::Display for Issue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path = if self.path.is_empty() {
-            "<root>"
-        } else {
-            &self.path
-        };
+        let path = if self.path.is_empty() { "<root>" } else { &self.path };
         match self.pos {
-            Some(p) => write!(
-                f,
-                "{path} (line {}, column {}): {}",
-                p.line, p.col, self.message
-            ),
+            Some(p) => write!(f, "{path} (line {}, column {}): {}", p.line, p.col, self.message),
             None => write!(f, "{path}: {}", self.message),
         }
     }
@@ -51,31 +43,18 @@ pub struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn new(positions: &'a Positions, allow_unknown: bool) -> Self {
-        Cx {
-            positions,
-            allow_unknown,
-            errors: RefCell::default(),
-            warnings: RefCell::default(),
-        }
+        Cx { positions, allow_unknown, errors: RefCell::default(), warnings: RefCell::default() }
     }
 
     /// Records an error at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) {
-        let issue = Issue {
-            path: path.to_string(),
-            pos: self.pos_of(path),
-            message: message.into(),
-        };
+        let issue = Issue { path: path.to_string(), pos: self.pos_of(path), message: message.into() };
         self.errors.borrow_mut().push(issue);
     }
 
     /// Records a warning at `path`.
     pub fn warn(&self, path: &str, message: impl Into<String>) {
-        let issue = Issue {
-            path: path.to_string(),
-            pos: self.pos_of(path),
-            message: message.into(),
-        };
+        let issue = Issue { path: path.to_string(), pos: self.pos_of(path), message: message.into() };
         self.warnings.borrow_mut().push(issue);
     }
 
@@ -93,8 +72,14 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Errors and warnings, each in document order (those without a position last).
     pub fn into_parts(self) -> (Vec<Issue>, Vec<Issue>) {
-        (self.errors.into_inner(), self.warnings.into_inner())
+        let order = |i: &Issue| i.pos.map_or((usize::MAX, usize::MAX), |p| (p.line, p.col));
+        let mut errors = self.errors.into_inner();
+        let mut warnings = self.warnings.into_inner();
+        errors.sort_by_key(order);
+        warnings.sort_by_key(order);
+        (errors, warnings)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -123,33 +108,22 @@ pub fn child(path: &str, key: &str) -> String {
 
 impl<'c, 'v> Obj<'c, 'v> {
     /// Starts decoding `value` as message `type_name`; records an error if it is not an object.
-    pub fn new(
-        cx: &'c Cx<'c>,
-        path: &str,
-        value: &'v Value,
-        type_name: &'static str,
-    ) -> Option<Self> {
+    pub fn new(cx: &'c Cx<'c>, path: &str, value: &'v Value, type_name: &'static str) -> Option<Self> {
         match value {
-            Value::Object(map) => Some(Obj {
-                cx,
-                path: path.to_string(),
-                map,
-                type_name,
-                asked: Vec::new(),
-                finished: false,
-            }),
+            Value::Object(map) => {
+                Some(Obj { cx, path: path.to_string(), map, type_name, asked: Vec::new(), finished: false })
+            }
             Value::Null => None,
             other => {
-                cx.error(
-                    path,
-                    format!(
-                        "expected a {type_name} message (a mapping), found {}",
-                        kind(other)
-                    ),
-                );
+                cx.error(path, format!("expected a {type_name} message (a mapping), found {}", kind(other)));
                 None
             }
         }
+    }
+
+    /// Names the message once its `@type` is known (typed_config starts as `Any`).
+    pub fn retype(&mut self, type_name: &'static str) {
+        self.type_name = type_name;
     }
 
     pub fn type_name(&self) -> &'static str {
@@ -208,10 +182,7 @@ impl<'c, 'v> Obj<'c, 'v> {
 
     /// Records that required field `key` is missing.
     pub fn missing(&self, key: &str) {
-        self.cx.error(
-            &self.path,
-            format!("missing required field '{key}' in {}", self.type_name),
-        );
+        self.cx.error(&self.path, format!("missing required field '{key}' in {}", self.type_name));
     }
 
     pub fn bool(&mut self, key: &'static str) -> Option<bool> {
@@ -219,9 +190,7 @@ impl<'c, 'v> Obj<'c, 'v> {
         match v {
             Value::Bool(b) => Some(*b),
             // google.protobuf.BoolValue in its object form.
-            Value::Object(m) if m.len() == 1 && m.get("value").is_some_and(Value::is_boolean) => {
-                m["value"].as_bool()
-            }
+            Value::Object(m) if m.len() == 1 && m.get("value").is_some_and(Value::is_boolean) => m["value"].as_bool(),
             other => {
                 self.error(key, format!("expected a boolean, found {}", kind(other)));
                 None
@@ -246,10 +215,7 @@ impl<'c, 'v> Obj<'c, 'v> {
                 None
             }
             None => {
-                self.error(
-                    key,
-                    format!("expected an unsigned integer, found {}", kind(v)),
-                );
+                self.error(key, format!("expected an unsigned integer, found {}", kind(v)));
                 None
             }
         }
@@ -268,11 +234,7 @@ impl<'c, 'v> Obj<'c, 'v> {
     }
 
     /// An enum given by name (or by number, as proto JSON allows).
-    pub fn enumeration(
-        &mut self,
-        key: &'static str,
-        variants: &[&'static str],
-    ) -> Option<&'static str> {
+    pub fn enumeration(&mut self, key: &'static str, variants: &[&'static str]) -> Option<&'static str> {
         let v = self.raw(key)?;
         let found = match v {
             Value::String(s) => variants.iter().find(|x| **x == s.as_str()).copied(),
@@ -284,10 +246,7 @@ impl<'c, 'v> Obj<'c, 'v> {
                 Value::String(s) => format!("'{s}'"),
                 other => other.to_string(),
             };
-            let mut msg = format!(
-                "invalid value {shown} for enum; expected one of {}",
-                variants.join(", ")
-            );
+            let mut msg = format!("invalid value {shown} for enum; expected one of {}", variants.join(", "));
             if let Value::String(s) = v {
                 if let Some(best) = did_you_mean(s, variants.iter().copied()) {
                     msg.push_str(&format!(" (did you mean '{best}'?)"));
@@ -310,15 +269,10 @@ impl<'c, 'v> Obj<'c, 'v> {
         let base = self.at(key);
         match self.raw(key) {
             None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("{base}[{i}]"), v))
-                .collect(),
+            Some(Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("{base}[{i}]"), v)).collect(),
             Some(v @ Value::Object(_)) => vec![(format!("{base}[0]"), v)],
             Some(other) => {
-                self.cx
-                    .error(&base, format!("expected a list, found {}", kind(other)));
+                self.cx.error(&base, format!("expected a list, found {}", kind(other)));
                 Vec::new()
             }
         }
@@ -376,10 +330,7 @@ impl<'c, 'v> Obj<'c, 'v> {
             }
             let path = self.at(key);
             let msg = if envoy_only.contains(&key.as_str()) {
-                format!(
-                    "field '{key}' of {} is not supported by Legate",
-                    self.type_name
-                )
+                format!("field '{key}' of {} is not supported by Legate", self.type_name)
             } else {
                 let mut m = format!("unknown field '{key}' in {}", self.type_name);
                 let candidates = self.asked.iter().chain(envoy_only.iter()).copied();
@@ -437,22 +388,14 @@ pub fn parse_duration(v: &Value) -> Result<Duration, String> {
             Ok(Duration::from_secs_f64(secs))
         }
         Value::Object(m) => {
-            let secs = m
-                .get("seconds")
-                .map_or(Some(0), |v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+            let secs = m.get("seconds").map_or(Some(0), |v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
             let nanos = m.get("nanos").map_or(Some(0), |v| v.as_u64());
             match (secs, nanos) {
                 (Some(s), Some(n)) if n < 1_000_000_000 => Ok(Duration::new(s, n as u32)),
-                _ => Err(
-                    "invalid duration: expected {seconds, nanos} with non-negative values"
-                        .to_string(),
-                ),
+                _ => Err("invalid duration: expected {seconds, nanos} with non-negative values".to_string()),
             }
         }
-        other => Err(format!(
-            "expected a duration such as \"5s\", found {}",
-            kind(other)
-        )),
+        other => Err(format!("expected a duration such as \"5s\", found {}", kind(other))),
     }
 }
 
@@ -464,14 +407,8 @@ mod tests {
     #[test]
     fn durations_accept_envoy_forms() {
         assert_eq!(parse_duration(&json!("5s")), Ok(Duration::from_secs(5)));
-        assert_eq!(
-            parse_duration(&json!("0.25s")),
-            Ok(Duration::from_millis(250))
-        );
-        assert_eq!(
-            parse_duration(&json!({"seconds": 2, "nanos": 500000000})),
-            Ok(Duration::from_millis(2500))
-        );
+        assert_eq!(parse_duration(&json!("0.25s")), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration(&json!({"seconds": 2, "nanos": 500000000})), Ok(Duration::from_millis(2500)));
         assert!(parse_duration(&json!("5 seconds")).is_err());
         assert!(parse_duration(&json!("-1s")).is_err());
         assert!(parse_duration(&json!(5)).is_err());
@@ -488,8 +425,18 @@ mod tests {
         o.finish(&["tunneling_config"]);
         let (errors, _) = cx.into_parts();
         let msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert!(msgs.contains(&"f.stat_prefx: unknown field 'stat_prefx' in TcpProxy (did you mean 'stat_prefix'?)".to_string()), "{msgs:?}");
-        assert!(msgs.contains(&"f.tunneling_config: field 'tunneling_config' of TcpProxy is not supported by Legate".to_string()), "{msgs:?}");
+        assert!(
+            msgs.contains(
+                &"f.stat_prefx: unknown field 'stat_prefx' in TcpProxy (did you mean 'stat_prefix'?)".to_string()
+            ),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.contains(
+                &"f.tunneling_config: field 'tunneling_config' of TcpProxy is not supported by Legate".to_string()
+            ),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -497,9 +444,7 @@ mod tests {
         let p = Positions::default();
         let cx = Cx::new(&p, true);
         let v = json!({"bogus": 1});
-        Obj::new(&cx, "", &v, "Bootstrap")
-            .expect("object")
-            .finish(&[]);
+        Obj::new(&cx, "", &v, "Bootstrap").expect("object").finish(&[]);
         let (errors, warnings) = cx.into_parts();
         assert!(errors.is_empty());
         assert_eq!(warnings.len(), 1);

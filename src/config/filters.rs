@@ -6,11 +6,9 @@ use std::time::Duration;
 use super::access_log::{access_logs, AccessLogConfig};
 use super::decode::{did_you_mean, Obj};
 
-pub const TCP_PROXY_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
+pub const TCP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub const TCP_PROXY_NAME: &str = "envoy.filters.network.tcp_proxy";
-pub const UDP_ROUTE_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.Route";
+pub const UDP_ROUTE_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.Route";
 
 /// Envoy's default tcp_proxy `idle_timeout` (1 hour).
 pub const TCP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -52,10 +50,7 @@ impl NetworkFilterConfig {
         let name = f.string("name").unwrap_or_default();
         let Some(mut tc) = f.obj("typed_config", "Any") else {
             if f.has("config") {
-                f.error(
-                    "config",
-                    "the untyped 'config' field was removed in v3; use typed_config with an @type",
-                );
+                f.error("config", "the untyped 'config' field was removed in v3; use typed_config with an @type");
             } else {
                 f.missing("typed_config");
             }
@@ -68,24 +63,18 @@ impl NetworkFilterConfig {
             KNOWN.iter().find(|(t, _)| *t == ty).map(|(t, _)| *t)
         };
         let out = match kind {
-            Some(TCP_PROXY_TYPE) => Some(NetworkFilterConfig::TcpProxy(TcpProxyConfig::decode(
-                &mut tc,
-            ))),
+            Some(TCP_PROXY_TYPE) => {
+                tc.retype("TcpProxy");
+                Some(NetworkFilterConfig::TcpProxy(TcpProxyConfig::decode(&mut tc)))
+            }
             _ => {
-                let shown = if ty.is_empty() {
-                    name.clone()
-                } else {
-                    ty.clone()
-                };
-                let envoy_name = ENVOY_ONLY.iter().find(|n| {
-                    shown.contains(&n.replace("envoy.filters.network.", "").replace('_', ""))
-                        || **n == name
-                });
+                let shown = if ty.is_empty() { name.clone() } else { ty.clone() };
+                let envoy_name = ENVOY_ONLY
+                    .iter()
+                    .find(|n| shown.contains(&n.replace("envoy.filters.network.", "").replace('_', "")) || **n == name);
                 let msg = if let Some(n) = envoy_name {
                     format!("network filter '{n}' is not supported by Legate yet")
-                } else if let Some(best) =
-                    did_you_mean(&shown, KNOWN.iter().flat_map(|(t, n)| [*t, *n]))
-                {
+                } else if let Some(best) = did_you_mean(&shown, KNOWN.iter().flat_map(|(t, n)| [*t, *n])) {
                     format!("unknown network filter type '{shown}' (did you mean '{best}'?)")
                 } else {
                     format!("unknown network filter type '{shown}'")
@@ -146,12 +135,9 @@ impl TcpProxyConfig {
             Some(d) => Some(d),
             None => Some(TCP_DEFAULT_IDLE_TIMEOUT),
         };
-        let max_connect_attempts = o
-            .uint("max_connect_attempts", 1, 1000)
-            .map_or(1, |v| v as u32);
-        let max_downstream_connection_duration = o
-            .duration("max_downstream_connection_duration")
-            .filter(|d| !d.is_zero());
+        let max_connect_attempts = o.uint("max_connect_attempts", 1, 1000).map_or(1, |v| v as u32);
+        let max_downstream_connection_duration =
+            o.duration("max_downstream_connection_duration").filter(|d| !d.is_zero());
         let mut hash_source_ip = true;
         let policies = o.list_of("hash_policy", "HashPolicy", |h| {
             let src = h.has("source_ip");
@@ -192,9 +178,7 @@ fn decode_cluster_specifier(o: &mut Obj) -> ClusterSpecifier {
     let weighted = o.obj("weighted_clusters", "WeightedCluster").map(|mut w| {
         let list = w.list_of("clusters", "ClusterWeight", |c| {
             let name = c.req_string("name");
-            let weight = c
-                .uint("weight", 1, u64::from(u32::MAX))
-                .map_or(1, |v| v as u32);
+            let weight = c.uint("weight", 1, u64::from(u32::MAX)).map_or(1, |v| v as u32);
             c.finish(&["metadata_match"]);
             WeightedCluster { name, weight }
         });
@@ -206,19 +190,13 @@ fn decode_cluster_specifier(o: &mut Obj) -> ClusterSpecifier {
     });
     match (single, weighted) {
         (Some(_), Some(_)) => {
-            o.cx.error(
-                &o.path,
-                "only one of 'cluster' and 'weighted_clusters' may be set",
-            );
+            o.cx.error(&o.path, "only one of 'cluster' and 'weighted_clusters' may be set");
             ClusterSpecifier::Cluster(String::new())
         }
         (Some(c), None) => ClusterSpecifier::Cluster(c),
         (None, Some(w)) => ClusterSpecifier::Weighted(w),
         (None, None) => {
-            o.cx.error(
-                &o.path,
-                format!("{} needs 'cluster' or 'weighted_clusters'", o.type_name()),
-            );
+            o.cx.error(&o.path, format!("{} needs 'cluster' or 'weighted_clusters'", o.type_name()));
             ClusterSpecifier::Cluster(String::new())
         }
     }
@@ -241,10 +219,7 @@ impl UdpProxyConfig {
         let mut cluster = o.string("cluster");
         if let Some(mut m) = o.obj("matcher", "Matcher") {
             if m.has("matcher_list") || m.has("matcher_tree") {
-                m.error(
-                    "matcher_list",
-                    "only matcher.on_no_match is supported by Legate for udp_proxy",
-                );
+                m.error("matcher_list", "only matcher.on_no_match is supported by Legate for udp_proxy");
             }
             if let Some(mut nm) = m.obj("on_no_match", "OnMatch") {
                 if let Some(mut action) = nm.obj("action", "TypedExtensionConfig") {
@@ -252,10 +227,7 @@ impl UdpProxyConfig {
                     if let Some(mut tc) = action.obj("typed_config", "Route") {
                         let ty = tc.string("@type").unwrap_or_default();
                         if ty != UDP_ROUTE_TYPE {
-                            tc.error(
-                                "@type",
-                                format!("expected @type {UDP_ROUTE_TYPE}, found '{ty}'"),
-                            );
+                            tc.error("@type", format!("expected @type {UDP_ROUTE_TYPE}, found '{ty}'"));
                         }
                         cluster = Some(tc.req_string("cluster"));
                         tc.finish(&[]);
@@ -267,15 +239,10 @@ impl UdpProxyConfig {
             m.finish(&[]);
         }
         let cluster = cluster.unwrap_or_else(|| {
-            o.cx.error(
-                &o.path,
-                "udp_proxy needs 'matcher' (on_no_match route) or 'cluster'",
-            );
+            o.cx.error(&o.path, "udp_proxy needs 'matcher' (on_no_match route) or 'cluster'");
             String::new()
         });
-        let idle_timeout = o
-            .duration("idle_timeout")
-            .unwrap_or(UDP_DEFAULT_IDLE_TIMEOUT);
+        let idle_timeout = o.duration("idle_timeout").unwrap_or(UDP_DEFAULT_IDLE_TIMEOUT);
         let hashes = o.list_of("hash_policies", "HashPolicy", |h| {
             let s = h.has("source_ip");
             h.finish(&["key"]);

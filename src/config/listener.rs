@@ -60,32 +60,21 @@ pub struct ListenerConfig {
     pub raw: Value,
 }
 
-pub const UDP_PROXY_TYPE: &str =
-    "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig";
+pub const UDP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig";
 
 impl ListenerConfig {
     pub fn decode(o: &mut Obj, raw: &Value, index: usize) -> ListenerConfig {
         // Envoy names unnamed listeners by a generated UUID; we use a stable index-based name.
-        let name = o
-            .string("name")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| format!("listener_{index}"));
+        let name = o.string("name").filter(|s| !s.is_empty()).unwrap_or_else(|| format!("listener_{index}"));
         let addr = address(o, "address");
         if addr.is_none() && !o.has("address") {
             o.missing("address");
         }
-        let address = addr.unwrap_or(SocketAddress {
-            protocol: Protocol::Tcp,
-            address: "0.0.0.0".into(),
-            port: 0,
-        });
+        let address = addr.unwrap_or(SocketAddress { protocol: Protocol::Tcp, address: "0.0.0.0".into(), port: 0 });
         if !address.address.is_empty() && address.ip().is_none() {
             o.error(
                 "address.socket_address.address",
-                format!(
-                    "listener address '{}' is not an IP address",
-                    address.address
-                ),
+                format!("listener address '{}' is not an IP address", address.address),
             );
         }
         let stat_prefix = o.string("stat_prefix").filter(|s| !s.is_empty());
@@ -104,23 +93,16 @@ impl ListenerConfig {
             let fname = lf.string("name").unwrap_or_default();
             if let Some(mut tc) = lf.obj("typed_config", "Any") {
                 let ty = tc.string("@type").unwrap_or_default();
-                if ty == UDP_PROXY_TYPE
-                    || (ty.is_empty() && fname == "envoy.filters.udp_listener.udp_proxy")
-                {
+                if ty == UDP_PROXY_TYPE || (ty.is_empty() && fname == "envoy.filters.udp_listener.udp_proxy") {
+                    tc.retype("UdpProxyConfig");
                     udp_proxy = Some(UdpProxyConfig::decode(&mut tc));
                     tc.finish(&[]);
                 } else {
                     let what = if ty.is_empty() { fname.clone() } else { ty };
-                    cx.error(
-                        &path,
-                        format!("listener filter '{what}' is not supported by Legate yet"),
-                    );
+                    cx.error(&path, format!("listener filter '{what}' is not supported by Legate yet"));
                 }
             } else {
-                cx.error(
-                    &path,
-                    format!("listener filter '{fname}' needs a typed_config with an @type"),
-                );
+                cx.error(&path, format!("listener filter '{fname}' needs a typed_config with an @type"));
             }
             lf.finish(&["filter_disabled"]);
         }
@@ -132,31 +114,20 @@ impl ListenerConfig {
                 );
             }
             if !filter_chains.is_empty() {
-                o.error(
-                    "filter_chains",
-                    "a UDP listener takes its filter from listener_filters, not filter_chains",
-                );
+                o.error("filter_chains", "a UDP listener takes its filter from listener_filters, not filter_chains");
             }
         } else {
             if udp_proxy.is_some() {
-                o.error(
-                    "listener_filters",
-                    "udp_proxy needs a listener with socket_address.protocol: UDP",
-                );
+                o.error("listener_filters", "udp_proxy needs a listener with socket_address.protocol: UDP");
             }
             if filter_chains.is_empty() && default_filter_chain.is_none() {
-                o.error(
-                    "filter_chains",
-                    "a TCP listener needs at least one filter chain or a default_filter_chain",
-                );
+                o.error("filter_chains", "a TCP listener needs at least one filter chain or a default_filter_chain");
             }
         }
         let per_connection_buffer_limit_bytes = o
             .uint("per_connection_buffer_limit_bytes", 1, u64::from(u32::MAX))
             .map_or(DEFAULT_BUFFER_LIMIT, |v| v as u32);
-        let tcp_backlog_size = o
-            .uint("tcp_backlog_size", 1, 65535)
-            .map_or(1024, |v| v as u32);
+        let tcp_backlog_size = o.uint("tcp_backlog_size", 1, 65535).map_or(1024, |v| v as u32);
         let access_log = access_logs(o);
         // Accepted and honoured implicitly: we always bind, and reuse_port does not change
         // behaviour for a single process. traffic_direction is informational.
@@ -205,16 +176,8 @@ impl ListenerConfig {
         match &self.stat_prefix {
             Some(p) => p.clone(),
             None => {
-                let ip = self
-                    .address
-                    .address
-                    .trim_start_matches('[')
-                    .trim_end_matches(']');
-                let host = if ip.contains(':') {
-                    format!("[{ip}]")
-                } else {
-                    ip.to_string()
-                };
+                let ip = self.address.address.trim_start_matches('[').trim_end_matches(']');
+                let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
                 format!("{host}_{bound_port}")
             }
         }
@@ -242,47 +205,25 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
         }
     }
     if filters.is_empty() {
-        o.error(
-            "filters",
-            "a filter chain needs at least one network filter",
-        );
+        o.error("filters", "a filter chain needs at least one network filter");
     } else {
         // Observers first, exactly one terminal filter, last.
         let terminals = filters.iter().filter(|f| f.is_terminal()).count();
         if terminals == 0 {
-            o.error(
-                "filters",
-                "the last network filter must be a terminal filter (tcp_proxy)",
-            );
+            o.error("filters", "the last network filter must be a terminal filter (tcp_proxy)");
         } else if !filters.last().is_some_and(NetworkFilterConfig::is_terminal) || terminals > 1 {
             o.error("filters", "a terminal filter (tcp_proxy) must be the last and only terminal filter in the chain");
         }
     }
     if o.has("transport_socket") {
-        o.error(
-            "transport_socket",
-            "TLS transport sockets are not supported by Legate yet",
-        );
+        o.error("transport_socket", "TLS transport sockets are not supported by Legate yet");
     }
-    o.finish(&[
-        "use_proxy_proto",
-        "metadata",
-        "transport_socket_connect_timeout",
-        "filter_chain_match_predicate",
-    ]);
-    FilterChainConfig {
-        name,
-        matcher,
-        filters,
-        path: o.path.clone(),
-    }
+    o.finish(&["use_proxy_proto", "metadata", "transport_socket_connect_timeout", "filter_chain_match_predicate"]);
+    FilterChainConfig { name, matcher, filters, path: o.path.clone() }
 }
 
 fn cidrs(o: &mut Obj, key: &'static str) -> Vec<CidrRange> {
-    o.list_of(key, "CidrRange", CidrRange::decode)
-        .into_iter()
-        .flatten()
-        .collect()
+    o.list_of(key, "CidrRange", CidrRange::decode).into_iter().flatten().collect()
 }
 
 fn decode_match(m: &mut Obj) -> FilterChainMatch {
@@ -292,12 +233,11 @@ fn decode_match(m: &mut Obj) -> FilterChainMatch {
     let transport_protocol = m.string("transport_protocol").filter(|s| !s.is_empty());
     let application_protocols = m.strings("application_protocols");
     let direct_source_prefix_ranges = cidrs(m, "direct_source_prefix_ranges");
-    let source_type =
-        match m.enumeration("source_type", &["ANY", "SAME_IP_OR_LOOPBACK", "EXTERNAL"]) {
-            Some("SAME_IP_OR_LOOPBACK") => SourceType::SameIpOrLoopback,
-            Some("EXTERNAL") => SourceType::External,
-            _ => SourceType::Any,
-        };
+    let source_type = match m.enumeration("source_type", &["ANY", "SAME_IP_OR_LOOPBACK", "EXTERNAL"]) {
+        Some("SAME_IP_OR_LOOPBACK") => SourceType::SameIpOrLoopback,
+        Some("EXTERNAL") => SourceType::External,
+        _ => SourceType::Any,
+    };
     let source_prefix_ranges = cidrs(m, "source_prefix_ranges");
     let cx = m.cx;
     let source_ports = m
@@ -311,8 +251,7 @@ fn decode_match(m: &mut Obj) -> FilterChainMatch {
             }
         })
         .collect();
-    if !server_names.is_empty() || transport_protocol.is_some() || !application_protocols.is_empty()
-    {
+    if !server_names.is_empty() || transport_protocol.is_some() || !application_protocols.is_empty() {
         m.cx.error(&m.path, "matching on server_names, transport_protocol or application_protocols needs TLS, which is not supported by Legate yet");
     }
     FilterChainMatch {

@@ -53,20 +53,9 @@ mod tests {
             json!({"admin": {"address": {"socket_address": {"port_value": 9902}}},
                                       "static_resources": {"listeners": [{"name": "b"}]}}),
         );
-        assert_eq!(
-            base["admin"]["address"]["socket_address"]["address"],
-            "0.0.0.0"
-        );
-        assert_eq!(
-            base["admin"]["address"]["socket_address"]["port_value"],
-            9902
-        );
-        assert_eq!(
-            base["static_resources"]["listeners"]
-                .as_array()
-                .map(Vec::len),
-            Some(2)
-        );
+        assert_eq!(base["admin"]["address"]["socket_address"]["address"], "0.0.0.0");
+        assert_eq!(base["admin"]["address"]["socket_address"]["port_value"], 9902);
+        assert_eq!(base["static_resources"]["listeners"].as_array().map(Vec::len), Some(2));
         assert_eq!(base["node"]["id"], "x");
     }
 

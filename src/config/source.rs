@@ -37,27 +37,16 @@ pub struct ParseFailure {
 /// Parses YAML (a superset of JSON) or, when `json` is set, strict JSON.
 pub fn parse(text: &str, json: bool) -> Result<(Value, Positions), ParseFailure> {
     let value: Value = if json {
-        serde_json::from_str(text).map_err(|e| ParseFailure {
-            message: e.to_string(),
-            pos: Some(Pos {
-                line: e.line(),
-                col: e.column(),
-            }),
-        })?
+        serde_json::from_str(text)
+            .map_err(|e| ParseFailure { message: e.to_string(), pos: Some(Pos { line: e.line(), col: e.column() }) })?
     } else {
         if text.trim().is_empty() {
             return Ok((Value::Object(Default::default()), Positions::default()));
         }
-        serde_saphyr::from_str::<Value>(text).map_err(|e| ParseFailure {
-            message: first_line(&e.to_string()),
-            pos: None,
-        })?
+        serde_saphyr::from_str::<Value>(text)
+            .map_err(|e| ParseFailure { message: first_line(&e.to_string()), pos: None })?
     };
-    let positions = if json {
-        Positions::default()
-    } else {
-        index_positions(text)
-    };
+    let positions = if json { Positions::default() } else { index_positions(text) };
     Ok((value, positions))
 }
 
@@ -76,10 +65,7 @@ fn index_positions(text: &str) -> Positions {
     let mut stack: Vec<Frame> = Vec::new();
     let mut parser = Parser::new_from_str(text);
     while let Some(Ok((event, span))) = parser.next_event() {
-        let pos = Pos {
-            line: span.start.line(),
-            col: span.start.col() + 1,
-        };
+        let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
         match event {
             Event::Scalar(s, ..) => {
                 if let Some(Frame::Map { path, key }) = stack.last_mut() {

@@ -13,10 +13,7 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
     let mut names = HashSet::new();
     for c in &b.clusters {
         if !c.name.is_empty() && !names.insert(c.name.as_str()) {
-            cx.error(
-                &cluster_path(b, &c.name),
-                format!("duplicate cluster name '{}'", c.name),
-            );
+            cx.error(&cluster_path(b, &c.name), format!("duplicate cluster name '{}'", c.name));
         }
     }
     let mut listener_names = HashSet::new();
@@ -25,18 +22,11 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
         if !listener_names.insert(l.name.as_str()) {
             cx.error(
                 &l.path,
-                format!(
-                    "error adding listener named '{}': listener with the same name already exists",
-                    l.name
-                ),
+                format!("error adding listener named '{}': listener with the same name already exists", l.name),
             );
         }
         if l.address.port != 0 {
-            let key = (
-                l.address.address.clone(),
-                l.address.port,
-                l.udp_proxy.is_some(),
-            );
+            let key = (l.address.address.clone(), l.address.port, l.udp_proxy.is_some());
             if let Some(other) = bound.insert(key, &l.name) {
                 cx.error(
                     &format!("{}.address", l.path),
@@ -67,14 +57,7 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
             }
         }
         if let Some(u) = &l.udp_proxy {
-            check_cluster(
-                cx,
-                &names,
-                &u.path,
-                &u.cluster,
-                "udp_proxy",
-                "udp.<stat_prefix>.downstream_sess_no_route",
-            );
+            check_cluster(cx, &names, &u.path, &u.cluster, "udp_proxy", "udp.<stat_prefix>.downstream_sess_no_route");
         }
     }
 }
@@ -83,7 +66,9 @@ fn check_cluster(cx: &Cx, names: &HashSet<&str>, path: &str, name: &str, filter:
     if name.is_empty() || names.contains(name) {
         return;
     }
-    let mut msg = format!("{filter} names cluster '{name}', which is not defined; connections will be closed and counted in {stat}");
+    let mut msg = format!(
+        "{filter} names cluster '{name}', which is not defined; connections will be closed and counted in {stat}"
+    );
     if let Some(best) = did_you_mean(name, names.iter().copied()) {
         msg.push_str(&format!(" (did you mean '{best}'?)"));
     }

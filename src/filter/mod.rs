@@ -59,8 +59,7 @@ pub struct FilterChain {
 impl FilterChain {
     /// Runs the chain on an accepted connection until it closes.
     pub async fn serve(&self, downstream: TcpStream, cx: ConnContext) {
-        let observers: Vec<Box<dyn Observer>> =
-            self.observers.iter().map(|f| f.create(&cx)).collect();
+        let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
         match &self.terminal {
             Terminal::TcpProxy(t) => t.clone().serve(downstream, cx, observers).await,
         }

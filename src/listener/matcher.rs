@@ -20,46 +20,28 @@ pub struct ConnFacts {
 pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> {
     let mut cand: Vec<usize> = (0..chains.len()).collect();
     // 1. destination port
-    cand = narrow(&cand, |i| {
-        chains[i].destination_port.map(|p| {
-            if p == facts.local.port() {
-                Some(1)
-            } else {
-                None
-            }
-        })
-    });
+    cand = narrow(&cand, |i| chains[i].destination_port.map(|p| if p == facts.local.port() { Some(1) } else { None }));
     // 2. destination IP ranges
     cand = narrow(&cand, |i| cidr_score(&chains[i].prefix_ranges, facts.local));
     // 3-5. server names, transport protocol, ALPN: without TLS facts only chains that leave
     //      them unset can match (TLS support fills these in).
     cand.retain(|&i| chains[i].server_names.is_empty());
-    cand = narrow(&cand, |i| {
-        chains[i]
-            .transport_protocol
-            .as_deref()
-            .map(|t| (t == "raw_buffer").then_some(1))
-    });
+    cand = narrow(&cand, |i| chains[i].transport_protocol.as_deref().map(|t| (t == "raw_buffer").then_some(1)));
     cand.retain(|&i| chains[i].application_protocols.is_empty());
     // 6. direct source IP ranges (no PROXY protocol, so the same as the source)
-    cand = narrow(&cand, |i| {
-        cidr_score(&chains[i].direct_source_prefix_ranges, facts.remote)
-    });
+    cand = narrow(&cand, |i| cidr_score(&chains[i].direct_source_prefix_ranges, facts.remote));
     // 7. source type
     cand = narrow(&cand, |i| match chains[i].source_type {
         SourceType::Any => None,
-        SourceType::SameIpOrLoopback => Some(
-            (facts.remote.ip().is_loopback() || facts.remote.ip() == facts.local.ip()).then_some(1),
-        ),
-        SourceType::External => Some(
-            (!facts.remote.ip().is_loopback() && facts.remote.ip() != facts.local.ip())
-                .then_some(1),
-        ),
+        SourceType::SameIpOrLoopback => {
+            Some((facts.remote.ip().is_loopback() || facts.remote.ip() == facts.local.ip()).then_some(1))
+        }
+        SourceType::External => {
+            Some((!facts.remote.ip().is_loopback() && facts.remote.ip() != facts.local.ip()).then_some(1))
+        }
     });
     // 8. source IP ranges
-    cand = narrow(&cand, |i| {
-        cidr_score(&chains[i].source_prefix_ranges, facts.remote)
-    });
+    cand = narrow(&cand, |i| cidr_score(&chains[i].source_prefix_ranges, facts.remote));
     // 9. source ports
     cand = narrow(&cand, |i| {
         let ports = &chains[i].source_ports;
@@ -74,13 +56,7 @@ fn cidr_score(ranges: &[CidrRange], addr: SocketAddr) -> Option<Option<u32>> {
     if ranges.is_empty() {
         return None;
     }
-    Some(
-        ranges
-            .iter()
-            .filter(|r| r.contains(addr.ip()))
-            .map(|r| u32::from(r.len) + 1)
-            .max(),
-    )
+    Some(ranges.iter().filter(|r| r.contains(addr.ip())).map(|r| u32::from(r.len) + 1).max())
 }
 
 /// Keeps the most specific matching candidates if any chain sets the criterion and matches;
@@ -89,16 +65,8 @@ fn narrow(cand: &[usize], score: impl Fn(usize) -> Option<Option<u32>>) -> Vec<u
     let scored: Vec<(usize, Option<Option<u32>>)> = cand.iter().map(|&i| (i, score(i))).collect();
     let best = scored.iter().filter_map(|(_, s)| s.flatten()).max();
     match best {
-        Some(b) => scored
-            .iter()
-            .filter(|(_, s)| *s == Some(Some(b)))
-            .map(|(i, _)| *i)
-            .collect(),
-        None => scored
-            .iter()
-            .filter(|(_, s)| s.is_none())
-            .map(|(i, _)| *i)
-            .collect(),
+        Some(b) => scored.iter().filter(|(_, s)| *s == Some(Some(b))).map(|(i, _)| *i).collect(),
+        None => scored.iter().filter(|(_, s)| s.is_none()).map(|(i, _)| *i).collect(),
     }
 }
 
@@ -107,17 +75,11 @@ mod tests {
     use super::*;
 
     fn facts(local: &str, remote: &str) -> ConnFacts {
-        ConnFacts {
-            local: local.parse().expect("addr"),
-            remote: remote.parse().expect("addr"),
-        }
+        ConnFacts { local: local.parse().expect("addr"), remote: remote.parse().expect("addr") }
     }
 
     fn cidr(s: &str, len: u8) -> CidrRange {
-        CidrRange {
-            prefix: s.parse().expect("ip"),
-            len,
-        }
+        CidrRange { prefix: s.parse().expect("ip"), len }
     }
 
     #[test]
@@ -125,14 +87,8 @@ mod tests {
         let mut a = FilterChainMatch::any();
         a.destination_port = Some(9000);
         let b = FilterChainMatch::any();
-        assert_eq!(
-            select(&[&b, &a], &facts("127.0.0.1:9000", "127.0.0.1:5555")),
-            Some(1)
-        );
-        assert_eq!(
-            select(&[&b, &a], &facts("127.0.0.1:9001", "127.0.0.1:5555")),
-            Some(0)
-        );
+        assert_eq!(select(&[&b, &a], &facts("127.0.0.1:9000", "127.0.0.1:5555")), Some(1));
+        assert_eq!(select(&[&b, &a], &facts("127.0.0.1:9001", "127.0.0.1:5555")), Some(0));
     }
 
     #[test]
@@ -142,18 +98,9 @@ mod tests {
         let mut narrow_ = FilterChainMatch::any();
         narrow_.source_prefix_ranges = vec![cidr("127.0.0.2", 32)];
         let chains = [&wide, &narrow_];
-        assert_eq!(
-            select(&chains, &facts("127.0.0.1:80", "127.0.0.2:1000")),
-            Some(1)
-        );
-        assert_eq!(
-            select(&chains, &facts("127.0.0.1:80", "127.0.0.3:1000")),
-            Some(0)
-        );
-        assert_eq!(
-            select(&chains, &facts("127.0.0.1:80", "10.0.0.3:1000")),
-            None
-        );
+        assert_eq!(select(&chains, &facts("127.0.0.1:80", "127.0.0.2:1000")), Some(1));
+        assert_eq!(select(&chains, &facts("127.0.0.1:80", "127.0.0.3:1000")), Some(0));
+        assert_eq!(select(&chains, &facts("127.0.0.1:80", "10.0.0.3:1000")), None);
     }
 
     #[test]
@@ -162,13 +109,7 @@ mod tests {
         p.source_ports = vec![4000];
         let mut local = FilterChainMatch::any();
         local.source_type = SourceType::SameIpOrLoopback;
-        assert_eq!(
-            select(&[&local, &p], &facts("127.0.0.1:80", "127.0.0.1:4000")),
-            Some(0)
-        );
-        assert_eq!(
-            select(&[&p], &facts("127.0.0.1:80", "127.0.0.1:4001")),
-            None
-        );
+        assert_eq!(select(&[&local, &p], &facts("127.0.0.1:80", "127.0.0.1:4000")), Some(0));
+        assert_eq!(select(&[&p], &facts("127.0.0.1:80", "127.0.0.1:4001")), None);
     }
 }

@@ -76,12 +76,10 @@ pub enum Bound {
 
 /// Binds the listener's socket; errors name the listener and the address.
 pub async fn bind(cfg: &ListenerConfig) -> Result<(Bound, SocketAddr), String> {
-    let addr = cfg.address.ip().ok_or_else(|| {
-        format!(
-            "listener '{}': address '{}' is not an IP address",
-            cfg.name, cfg.address.address
-        )
-    })?;
+    let addr = cfg
+        .address
+        .ip()
+        .ok_or_else(|| format!("listener '{}': address '{}' is not an IP address", cfg.name, cfg.address.address))?;
     let fail = |e: std::io::Error| format!("listener '{}': cannot bind {addr}: {e}", cfg.name);
     if cfg.udp_proxy.is_some() {
         let s = UdpSocket::bind(addr).await.map_err(fail)?;
@@ -110,9 +108,7 @@ pub fn listener_stats(
 ) -> (ListenerStats, Vec<WorkerStats>) {
     let prefix = format!("listener.{}.", cfg.stats_name(local.port()));
     let stats = ListenerStats::new(store, &prefix);
-    let workers = (0..concurrency.max(1))
-        .map(|i| WorkerStats::new(store, &format!("{prefix}worker_{i}.")))
-        .collect();
+    let workers = (0..concurrency.max(1)).map(|i| WorkerStats::new(store, &format!("{prefix}worker_{i}."))).collect();
     (stats, workers)
 }
 
@@ -187,10 +183,7 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
     }
     shared.stats.downstream_cx_active.dec();
     shared.stats.downstream_cx_destroy.inc();
-    shared
-        .stats
-        .downstream_cx_length_ms
-        .record(started.elapsed().as_millis() as u64);
+    shared.stats.downstream_cx_length_ms.record(started.elapsed().as_millis() as u64);
     shared.total_connections.dec();
     if let Some(w) = w {
         w.downstream_cx_active.dec();

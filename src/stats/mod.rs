@@ -90,18 +90,10 @@ impl Store {
         Store::default()
     }
     pub fn counter(&self, name: &str) -> Counter {
-        self.c
-            .lock()
-            .entry(name.to_string())
-            .or_insert_with(Counter::detached)
-            .clone()
+        self.c.lock().entry(name.to_string()).or_insert_with(Counter::detached).clone()
     }
     pub fn gauge(&self, name: &str) -> Gauge {
-        self.g
-            .lock()
-            .entry(name.to_string())
-            .or_insert_with(Gauge::detached)
-            .clone()
+        self.g.lock().entry(name.to_string()).or_insert_with(Gauge::detached).clone()
     }
     pub fn histogram(&self, _name: &str, u: HistogramUnit) -> Histogram {
         Histogram::detached(u)

@@ -29,18 +29,9 @@ impl HostSet {
         // Without health checking every host is healthy, so priority 0 (or the first level
         // with hosts) takes all traffic; Envoy spills to lower levels only on unhealthy hosts.
         let best = all.iter().map(|h| h.priority).min();
-        let active: Vec<Arc<Host>> = all
-            .iter()
-            .filter(|h| Some(h.priority) == best)
-            .cloned()
-            .collect();
-        let lb_hosts: Vec<LbHost> = active
-            .iter()
-            .map(|h| LbHost {
-                weight: h.weight.max(1),
-                key: h.address.to_string(),
-            })
-            .collect();
+        let active: Vec<Arc<Host>> = all.iter().filter(|h| Some(h.priority) == best).cloned().collect();
+        let lb_hosts: Vec<LbHost> =
+            active.iter().map(|h| LbHost { weight: h.weight.max(1), key: h.address.to_string() }).collect();
         let lb = lb::build(policy, &lb_hosts);
         HostSet { all, active, lb }
     }
@@ -81,29 +72,18 @@ impl Cluster {
     pub fn new(config: ClusterConfig, store: &Store, hosts: Vec<Arc<Host>>) -> Cluster {
         let prefix = format!("cluster.{}.", config.stat_name());
         let stats = ClusterStats::new(store, &prefix);
-        let cb_default =
-            CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
+        let cb_default = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
         let cb_high = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.high."));
         let policy = match &config.lb_policy {
             LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
-            LbPolicyConfig::LeastRequest {
-                choice_count,
-                active_request_bias,
-            } => LbPolicy::LeastRequest {
-                choice_count: *choice_count,
-                active_request_bias: *active_request_bias,
-            },
+            LbPolicyConfig::LeastRequest { choice_count, active_request_bias } => {
+                LbPolicy::LeastRequest { choice_count: *choice_count, active_request_bias: *active_request_bias }
+            }
             LbPolicyConfig::Random => LbPolicy::Random,
-            LbPolicyConfig::RingHash {
-                minimum_ring_size,
-                maximum_ring_size,
-            } => LbPolicy::RingHash {
-                minimum_ring_size: *minimum_ring_size,
-                maximum_ring_size: *maximum_ring_size,
-            },
-            LbPolicyConfig::Maglev { table_size } => LbPolicy::Maglev {
-                table_size: *table_size,
-            },
+            LbPolicyConfig::RingHash { minimum_ring_size, maximum_ring_size } => {
+                LbPolicy::RingHash { minimum_ring_size: *minimum_ring_size, maximum_ring_size: *maximum_ring_size }
+            }
+            LbPolicyConfig::Maglev { table_size } => LbPolicy::Maglev { table_size: *table_size },
         };
         let set = HostSet::build(&policy, hosts);
         let cluster = Cluster {
@@ -128,9 +108,11 @@ impl Cluster {
     pub fn set_hosts(&self, hosts: Vec<Arc<Host>>) {
         let old = self.hosts.load();
         let same = old.all.len() == hosts.len()
-            && old.all.iter().zip(&hosts).all(|(a, b)| {
-                a.address == b.address && a.weight == b.weight && a.priority == b.priority
-            });
+            && old
+                .all
+                .iter()
+                .zip(&hosts)
+                .all(|(a, b)| a.address == b.address && a.weight == b.weight && a.priority == b.priority);
         if same {
             self.stats.update_no_rebuild.inc();
             return;
@@ -140,15 +122,12 @@ impl Cluster {
             .map(|h| {
                 old.all
                     .iter()
-                    .find(|o| {
-                        o.address == h.address && o.weight == h.weight && o.priority == h.priority
-                    })
+                    .find(|o| o.address == h.address && o.weight == h.weight && o.priority == h.priority)
                     .cloned()
                     .unwrap_or(h)
             })
             .collect();
-        self.hosts
-            .store(Arc::new(HostSet::build(&self.policy, hosts)));
+        self.hosts.store(Arc::new(HostSet::build(&self.policy, hosts)));
         self.stats.membership_change.inc();
         self.update_membership_stats();
     }
@@ -158,21 +137,13 @@ impl Cluster {
         let n = set.all.len() as u64;
         self.stats.membership_total.set(n);
         self.stats.membership_healthy.set(n);
-        self.stats.max_host_weight.set(
-            set.all
-                .iter()
-                .map(|h| u64::from(h.weight))
-                .max()
-                .unwrap_or(0),
-        );
+        self.stats.max_host_weight.set(set.all.iter().map(|h| u64::from(h.weight)).max().unwrap_or(0));
     }
 
     /// Picks a host for a new connection or request; `None` when the cluster has no hosts.
     pub fn choose_host(&self, hash: Option<u64>) -> Option<Arc<Host>> {
         let set = self.hosts.load();
-        let i = set.lb.pick(&LbContext { hash }, &|i| {
-            set.active.get(i).map_or(0, |h| h.active_requests())
-        })?;
+        let i = set.lb.pick(&LbContext { hash }, &|i| set.active.get(i).map_or(0, |h| h.active_requests()))?;
         set.active.get(i).cloned()
     }
 
@@ -192,16 +163,12 @@ impl Cluster {
         let started = Instant::now();
         self.stats.upstream_cx_total.inc();
         host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(
-            self.config.connect_timeout,
-            connect_socket(host.address, self.config.tcp_keepalive),
-        )
-        .await;
+        let result =
+            tokio::time::timeout(self.config.connect_timeout, connect_socket(host.address, self.config.tcp_keepalive))
+                .await;
         match result {
             Ok(Ok(stream)) => {
-                self.stats
-                    .upstream_cx_connect_ms
-                    .record(started.elapsed().as_millis() as u64);
+                self.stats.upstream_cx_connect_ms.record(started.elapsed().as_millis() as u64);
                 self.stats.upstream_cx_active.inc();
                 host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
                 let max = u64::from(self.config.default_thresholds.max_connections);
@@ -278,8 +245,7 @@ impl Drop for UpstreamConn {
         } else {
             s.upstream_cx_destroy_local.inc();
         }
-        s.upstream_cx_length_ms
-            .record(self.opened.elapsed().as_millis() as u64);
+        s.upstream_cx_length_ms.record(self.opened.elapsed().as_millis() as u64);
         let max = u64::from(self.cluster.config.default_thresholds.max_connections);
         if s.upstream_cx_active.value() < max {
             self.cluster.cb_default.cx_open.set(0);

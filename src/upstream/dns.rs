@@ -11,11 +11,7 @@ use super::host::{Host, Locality};
 use crate::config::cluster::{ClusterConfig, DiscoveryType, DnsLookupFamily};
 
 /// Resolves one name to the addresses `family` allows, in Envoy's preference order.
-pub async fn resolve(
-    name: &str,
-    port: u16,
-    family: DnsLookupFamily,
-) -> std::io::Result<Vec<SocketAddr>> {
+pub async fn resolve(name: &str, port: u16, family: DnsLookupFamily) -> std::io::Result<Vec<SocketAddr>> {
     let name = name.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -50,45 +46,23 @@ pub async fn resolve(
 pub async fn resolve_hosts(config: &ClusterConfig) -> Result<Vec<Arc<Host>>, String> {
     let mut hosts = Vec::new();
     for loc in &config.localities {
-        let locality = Locality {
-            region: loc.region.clone(),
-            zone: loc.zone.clone(),
-            sub_zone: loc.sub_zone.clone(),
-        };
+        let locality = Locality { region: loc.region.clone(), zone: loc.zone.clone(), sub_zone: loc.sub_zone.clone() };
         for ep in &loc.endpoints {
             let addrs = match config.discovery {
                 DiscoveryType::Static => ep.address.ip().into_iter().collect(),
-                _ => resolve(
-                    &ep.address.address,
-                    ep.address.port,
-                    config.dns_lookup_family,
-                )
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cluster '{}': cannot resolve '{}': {e}",
-                        config.name, ep.address.address
-                    )
-                })?,
+                _ => resolve(&ep.address.address, ep.address.port, config.dns_lookup_family)
+                    .await
+                    .map_err(|e| format!("cluster '{}': cannot resolve '{}': {e}", config.name, ep.address.address))?,
             };
-            let addrs = if config.discovery == DiscoveryType::LogicalDns {
-                addrs.into_iter().take(1).collect()
-            } else {
-                addrs
-            };
+            let addrs =
+                if config.discovery == DiscoveryType::LogicalDns { addrs.into_iter().take(1).collect() } else { addrs };
             let hostname = if ep.hostname.is_empty() && config.discovery != DiscoveryType::Static {
                 ep.address.address.clone()
             } else {
                 ep.hostname.clone()
             };
             for a in addrs {
-                hosts.push(Arc::new(Host::new(
-                    a,
-                    hostname.clone(),
-                    ep.weight,
-                    loc.priority,
-                    locality.clone(),
-                )));
+                hosts.push(Arc::new(Host::new(a, hostname.clone(), ep.weight, loc.priority, locality.clone())));
             }
         }
     }

@@ -57,21 +57,8 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(
-        address: SocketAddr,
-        hostname: String,
-        weight: u32,
-        priority: u32,
-        locality: Locality,
-    ) -> Host {
-        Host {
-            address,
-            hostname,
-            weight,
-            priority,
-            locality,
-            stats: HostStats::default(),
-        }
+    pub fn new(address: SocketAddr, hostname: String, weight: u32, priority: u32, locality: Locality) -> Host {
+        Host { address, hostname, weight, priority, locality, stats: HostStats::default() }
     }
 
     pub fn active_requests(&self) -> u64 {

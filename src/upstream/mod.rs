@@ -28,10 +28,7 @@ impl ClusterManager {
     /// Builds every cluster, resolving DNS clusters once before traffic starts. A name that
     /// does not resolve is an error at start-up (Envoy keeps such a cluster empty and retries;
     /// Legate does the same after start-up, in the refresh loop).
-    pub async fn build(
-        configs: &[ClusterConfig],
-        store: &Store,
-    ) -> Result<ClusterManager, Vec<String>> {
+    pub async fn build(configs: &[ClusterConfig], store: &Store) -> Result<ClusterManager, Vec<String>> {
         let stats = ClusterManagerStats::new(store, "cluster_manager.");
         let mut clusters = HashMap::new();
         let mut order = Vec::new();
@@ -62,20 +59,12 @@ impl ClusterManager {
             }
             return Err(errors);
         }
-        Ok(ClusterManager {
-            clusters,
-            order,
-            stats,
-            tasks,
-        })
+        Ok(ClusterManager { clusters, order, stats, tasks })
     }
 
     /// Builds clusters without resolving names (for `--mode validate`): DNS clusters start
     /// empty. Nothing is spawned.
-    pub fn build_unresolved(
-        configs: &[ClusterConfig],
-        store: &Store,
-    ) -> Result<ClusterManager, Vec<String>> {
+    pub fn build_unresolved(configs: &[ClusterConfig], store: &Store) -> Result<ClusterManager, Vec<String>> {
         let stats = ClusterManagerStats::new(store, "cluster_manager.");
         let mut clusters = HashMap::new();
         let mut order = Vec::new();
@@ -86,17 +75,9 @@ impl ClusterManager {
                 Vec::new()
             };
             order.push(cfg.name.clone());
-            clusters.insert(
-                cfg.name.clone(),
-                Arc::new(Cluster::new(cfg.clone(), store, hosts)),
-            );
+            clusters.insert(cfg.name.clone(), Arc::new(Cluster::new(cfg.clone(), store, hosts)));
         }
-        Ok(ClusterManager {
-            clusters,
-            order,
-            stats,
-            tasks: Vec::new(),
-        })
+        Ok(ClusterManager { clusters, order, stats, tasks: Vec::new() })
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Cluster>> {
@@ -110,9 +91,7 @@ impl ClusterManager {
 }
 
 /// Static clusters resolve without I/O, so their host list is ready at once.
-fn futures_ready(
-    f: impl std::future::Future<Output = Result<Vec<Arc<host::Host>>, String>>,
-) -> Vec<Arc<host::Host>> {
+fn futures_ready(f: impl std::future::Future<Output = Result<Vec<Arc<host::Host>>, String>>) -> Vec<Arc<host::Host>> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut f = std::pin::pin!(f);

@@ -73,20 +73,14 @@ pub struct TcpProxy {
 }
 
 impl TcpProxy {
-    pub fn new(
-        cfg: &TcpProxyConfig,
-        store: &Store,
-        cm: &ClusterManager,
-    ) -> Result<TcpProxy, String> {
+    pub fn new(cfg: &TcpProxyConfig, store: &Store, cm: &ClusterManager) -> Result<TcpProxy, String> {
         let stats = TcpProxyStats::new(store, &format!("tcp.{}.", cfg.stat_prefix));
         let target = match &cfg.cluster {
             ClusterSpecifier::Cluster(c) => Target::Single(cm.get(c).cloned(), c.clone()),
             ClusterSpecifier::Weighted(w) => {
                 let total = w.iter().map(|c| u64::from(c.weight)).sum();
                 Target::Weighted(
-                    w.iter()
-                        .map(|c| (cm.get(&c.name).cloned(), c.name.clone(), c.weight))
-                        .collect(),
+                    w.iter().map(|c| (cm.get(&c.name).cloned(), c.name.clone(), c.weight)).collect(),
                     total,
                 )
             }
@@ -120,12 +114,7 @@ impl TcpProxy {
     }
 
     /// Serves one downstream connection until both directions are done.
-    pub async fn serve(
-        self: Arc<Self>,
-        downstream: TcpStream,
-        cx: ConnContext,
-        mut observers: Vec<Box<dyn Observer>>,
-    ) {
+    pub async fn serve(self: Arc<Self>, downstream: TcpStream, cx: ConnContext, mut observers: Vec<Box<dyn Observer>>) {
         let started = Instant::now();
         let mut info = StreamInfo {
             start_time: SystemTime::now(),
@@ -140,9 +129,7 @@ impl TcpProxy {
             info.upstream_host = Some(up.host.address);
             info.upstream_local_address = up.stream().local_addr().ok();
             let limit = (cx.listener.buffer_limit as usize).clamp(1, SCRATCH_SIZE);
-            let (rx, tx) = self
-                .pump_both(&downstream, &mut up, limit, &mut observers, &mut info)
-                .await;
+            let (rx, tx) = self.pump_both(&downstream, &mut up, limit, &mut observers, &mut info).await;
             info.bytes_received = rx;
             info.bytes_sent = tx;
         }
@@ -166,9 +153,7 @@ impl TcpProxy {
             info.response_flags.set(ResponseFlags::NC);
             return None;
         };
-        let hash = self
-            .hash_source_ip
-            .then(|| hash_bytes(cx.downstream_remote.ip().to_string().as_bytes()));
+        let hash = self.hash_source_ip.then(|| hash_bytes(cx.downstream_remote.ip().to_string().as_bytes()));
         for attempt in 1..=self.max_connect_attempts {
             let Some(host) = cluster.choose_host(hash) else {
                 cluster.stats.upstream_cx_none_healthy.inc();
@@ -240,8 +225,7 @@ impl TcpProxy {
             let a = down_to_up.pump(downstream, upstream, &observers);
             let b = async {
                 let r = up_to_down.pump(upstream, downstream, &observers).await;
-                upstream_closed_first
-                    .store(!down_to_up.done.load(Ordering::Relaxed), Ordering::Relaxed);
+                upstream_closed_first.store(!down_to_up.done.load(Ordering::Relaxed), Ordering::Relaxed);
                 r
             };
             // An error in either direction (a reset) ends the connection; a clean EOF only
@@ -344,10 +328,7 @@ impl Direction<'_> {
                                 o.on_upstream_data(data)
                             };
                             if act == FilterAction::Close {
-                                return Err(io::Error::new(
-                                    io::ErrorKind::ConnectionAborted,
-                                    "closed by filter",
-                                ));
+                                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by filter"));
                             }
                         }
                         drop(obs);
@@ -392,8 +373,7 @@ impl Direction<'_> {
     }
 
     fn touch(&self) {
-        self.last_activity
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_activity.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }
 

@@ -70,9 +70,8 @@ pub struct UdpProxy {
 impl UdpProxy {
     pub fn new(cfg: &UdpProxyConfig, store: &Store, cm: &ClusterManager) -> UdpProxy {
         let cluster = cm.get(&cfg.cluster).cloned();
-        let cluster_udp = cluster.as_ref().map(|c| {
-            ClusterUdpStats::new(store, &format!("cluster.{}.udp.", c.config.stat_name()))
-        });
+        let cluster_udp =
+            cluster.as_ref().map(|c| ClusterUdpStats::new(store, &format!("cluster.{}.udp.", c.config.stat_name())));
         UdpProxy {
             stats: UdpProxyStats::new(store, &format!("udp.{}.", cfg.stat_prefix)),
             cluster,
@@ -105,9 +104,7 @@ impl UdpProxy {
             let Some(session) = self.session_for(peer, &socket).await else {
                 continue;
             };
-            session
-                .last_activity
-                .store(self.now_ms(), Ordering::Relaxed);
+            session.last_activity.store(self.now_ms(), Ordering::Relaxed);
             match session.upstream.send(&buf[..n]).await {
                 Ok(sent) => {
                     if let (Some(c), Some(u)) = (&self.cluster, &self.cluster_udp) {
@@ -125,11 +122,7 @@ impl UdpProxy {
         }
     }
 
-    async fn session_for(
-        self: &Arc<Self>,
-        peer: SocketAddr,
-        downstream: &Arc<UdpSocket>,
-    ) -> Option<Arc<Session>> {
+    async fn session_for(self: &Arc<Self>, peer: SocketAddr, downstream: &Arc<UdpSocket>) -> Option<Arc<Session>> {
         if let Some(s) = self.sessions.lock().get(&peer) {
             return Some(s.clone());
         }
@@ -137,9 +130,7 @@ impl UdpProxy {
             self.stats.downstream_sess_no_route.inc();
             return None;
         };
-        let hash = self
-            .hash_source_ip
-            .then(|| hash_bytes(peer.ip().to_string().as_bytes()));
+        let hash = self.hash_source_ip.then(|| hash_bytes(peer.ip().to_string().as_bytes()));
         let Some(host) = cluster.choose_host(hash) else {
             cluster.stats.upstream_cx_none_healthy.inc();
             return None;
@@ -147,13 +138,7 @@ impl UdpProxy {
         if !cluster.try_reserve_connection() {
             return None;
         }
-        let bind: SocketAddr = if host.address.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        }
-        .parse()
-        .ok()?;
+        let bind: SocketAddr = if host.address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
         let upstream = match UdpSocket::bind(bind).await {
             Ok(s) => s,
             Err(e) => {
@@ -186,30 +171,18 @@ impl UdpProxy {
             }
             host2.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
         });
-        let session = Arc::new(Session {
-            upstream,
-            last_activity: AtomicU64::new(self.now_ms()),
-            task,
-        });
+        let session = Arc::new(Session { upstream, last_activity: AtomicU64::new(self.now_ms()), task });
         self.sessions.lock().insert(peer, session.clone());
         Some(session)
     }
 
     /// Relays upstream replies to the client until the session has been idle for `idle_timeout`.
-    async fn session_loop(
-        &self,
-        peer: SocketAddr,
-        upstream: Arc<UdpSocket>,
-        downstream: Arc<UdpSocket>,
-    ) {
+    async fn session_loop(&self, peer: SocketAddr, upstream: Arc<UdpSocket>, downstream: Arc<UdpSocket>) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let idle_for = || {
-                let last = self
-                    .sessions
-                    .lock()
-                    .get(&peer)
-                    .map_or(self.now_ms(), |s| s.last_activity.load(Ordering::Relaxed));
+                let last =
+                    self.sessions.lock().get(&peer).map_or(self.now_ms(), |s| s.last_activity.load(Ordering::Relaxed));
                 Duration::from_millis(self.now_ms().saturating_sub(last))
             };
             let remaining = self.idle_timeout.saturating_sub(idle_for());

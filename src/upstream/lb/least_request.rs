@@ -67,11 +67,7 @@ impl LeastRequestLb {
     /// Builds the balancer; `choice_count` and `active_request_bias` as in
     /// `least_request_lb_config` (see the module docs for out-of-range values).
     pub fn new(hosts: &[LbHost], choice_count: u32, active_request_bias: f64) -> Self {
-        let bias = if active_request_bias.is_nan() || active_request_bias < 0.0 {
-            1.0
-        } else {
-            active_request_bias
-        };
+        let bias = if active_request_bias.is_nan() || active_request_bias < 0.0 { 1.0 } else { active_request_bias };
         let weighted = if hosts.len() <= 1 || weights_are_equal(hosts) {
             None
         } else {
@@ -82,11 +78,7 @@ impl LeastRequestLb {
                 cursor: AtomicU64::new(rand::random()),
             })
         };
-        LeastRequestLb {
-            hosts: hosts.len(),
-            choice_count: choice_count.max(1),
-            weighted,
-        }
+        LeastRequestLb { hosts: hosts.len(), choice_count: choice_count.max(1), weighted }
     }
 
     /// Envoy's `unweightedHostPickNChoices`.
@@ -181,9 +173,7 @@ mod tests {
     fn shares_with_load(lb: &LeastRequestLb, load: &[u64], n: usize) -> Vec<usize> {
         let mut c = vec![0usize; load.len()];
         for _ in 0..n {
-            let i = lb
-                .pick(&LbContext::default(), &|i| load[i])
-                .expect("a host");
+            let i = lb.pick(&LbContext::default(), &|i| load[i]).expect("a host");
             c[i] += 1;
         }
         c
@@ -207,10 +197,7 @@ mod tests {
         let lb = LeastRequestLb::new(&hosts(&[1, 1, 1]), 5, 1.0);
         let c = shares_with_load(&lb, &[10, 0, 10], 100_000);
         let idle = c[1] as f64 / 100_000.0;
-        assert!(
-            (idle - (1.0 - (2.0f64 / 3.0).powi(5))).abs() < 0.01,
-            "{c:?}"
-        );
+        assert!((idle - (1.0 - (2.0f64 / 3.0).powi(5))).abs() < 0.01, "{c:?}");
     }
 
     #[test]

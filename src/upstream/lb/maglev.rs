@@ -107,9 +107,7 @@ pub fn next_prime(n: u64) -> Option<u64> {
 /// The table size actually used for a configured `table_size` (see the module docs).
 fn effective_table_size(table_size: u64) -> u64 {
     let size = table_size.clamp(2, MAX_MAGLEV_TABLE_SIZE);
-    next_prime(size)
-        .unwrap_or(MAX_MAGLEV_TABLE_SIZE)
-        .min(MAX_MAGLEV_TABLE_SIZE)
+    next_prime(size).unwrap_or(MAX_MAGLEV_TABLE_SIZE).min(MAX_MAGLEV_TABLE_SIZE)
 }
 
 struct BuildEntry {
@@ -126,17 +124,11 @@ impl MaglevLb {
     /// Builds the table (see the module docs for how a non-prime size is handled).
     pub fn new(hosts: &[LbHost], table_size: u64) -> Self {
         if hosts.is_empty() {
-            return MaglevLb {
-                table: Vec::new(),
-                stats: MaglevStats::default(),
-            };
+            return MaglevLb { table: Vec::new(), stats: MaglevStats::default() };
         }
         let size = effective_table_size(table_size);
         let sum: u64 = hosts.iter().map(weight_of).sum();
-        let normalized: Vec<f64> = hosts
-            .iter()
-            .map(|h| weight_of(h) as f64 * 1.0 / sum as f64)
-            .collect();
+        let normalized: Vec<f64> = hosts.iter().map(|h| weight_of(h) as f64 * 1.0 / sum as f64).collect();
         let max_w = normalized.iter().copied().fold(0.0f64, f64::max);
 
         // Envoy sorts by (key, host); equal keys here fall back to host order.
@@ -160,8 +152,7 @@ impl MaglevLb {
 
         const EMPTY: u32 = u32::MAX;
         let permutation = |e: &BuildEntry| {
-            ((u128::from(e.offset) + u128::from(e.skip) * u128::from(e.next)) % u128::from(size))
-                as usize
+            ((u128::from(e.offset) + u128::from(e.skip) * u128::from(e.next)) % u128::from(size)) as usize
         };
         let mut table = vec![EMPTY; size as usize];
         let mut filled = 0u64;
@@ -239,32 +230,19 @@ mod tests {
     }
 
     fn keys(n: usize) -> Vec<u64> {
-        (0..n)
-            .map(|i| hash_bytes(format!("203.0.{}.{}", i / 256, i % 256).as_bytes()))
-            .collect()
+        (0..n).map(|i| hash_bytes(format!("203.0.{}.{}", i / 256, i % 256).as_bytes())).collect()
     }
 
     #[test]
     fn is_prime_matches_trial_division() {
-        let trial = |n: u64| {
-            n >= 2
-                && (2..)
-                    .take_while(|d| d * d <= n)
-                    .all(|d| !n.is_multiple_of(d))
-        };
+        let trial = |n: u64| n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d));
         for n in 0..20_000 {
             assert_eq!(is_prime(n), trial(n), "{n}");
         }
         for n in [65537, 5_000_011, 1_000_000_007, 18_446_744_073_709_551_557] {
             assert!(is_prime(n), "{n}");
         }
-        for n in [
-            65536,
-            65535,
-            5_000_013,
-            3_215_031_751,
-            18_446_744_073_709_551_615,
-        ] {
+        for n in [65536, 65535, 5_000_013, 3_215_031_751, 18_446_744_073_709_551_615] {
             assert!(!is_prime(n), "{n}");
         }
     }
@@ -323,18 +301,9 @@ mod tests {
     fn maglev_builds_in_sorted_key_order() {
         // Host order in the slice must not change which host owns which slot.
         let a = vec![
-            LbHost {
-                weight: 1,
-                key: "10.0.0.9:80".into(),
-            },
-            LbHost {
-                weight: 1,
-                key: "10.0.0.1:80".into(),
-            },
-            LbHost {
-                weight: 1,
-                key: "10.0.0.5:80".into(),
-            },
+            LbHost { weight: 1, key: "10.0.0.9:80".into() },
+            LbHost { weight: 1, key: "10.0.0.1:80".into() },
+            LbHost { weight: 1, key: "10.0.0.5:80".into() },
         ];
         let b: Vec<LbHost> = a.iter().rev().cloned().collect();
         let la = MaglevLb::new(&a, 65537);
@@ -366,12 +335,7 @@ mod tests {
         let unit = 65537.0 / 6.0;
         for (i, w) in [1.0, 2.0, 3.0].iter().enumerate() {
             let rel = (per[i] as f64 - unit * w).abs() / (unit * w);
-            assert!(
-                rel < 0.001,
-                "host {i}: {} entries, want ~{}",
-                per[i],
-                unit * w
-            );
+            assert!(rel < 0.001, "host {i}: {} entries, want ~{}", per[i], unit * w);
         }
         assert_eq!(lb.stats().min_entries_per_host, per[0]);
         assert_eq!(lb.stats().max_entries_per_host, per[2]);
@@ -412,10 +376,7 @@ mod tests {
         let share = moved as f64 / ks.len() as f64;
         eprintln!("maglev moved {share} to_new {moved_to_new}/{moved}");
         // Maglev promises minimal, not zero, reshuffling among the old hosts.
-        assert!(
-            moved_to_new as f64 >= 0.85 * moved as f64,
-            "{moved_to_new}/{moved}"
-        );
+        assert!(moved_to_new as f64 >= 0.85 * moved as f64, "{moved_to_new}/{moved}");
     }
 
     #[test]

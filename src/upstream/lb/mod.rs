@@ -116,23 +116,13 @@ pub fn build(policy: &LbPolicy, hosts: &[LbHost]) -> Box<dyn LoadBalancer> {
     let hosts = &hosts[..hosts.len().min(MAX_HOSTS)];
     match *policy {
         LbPolicy::RoundRobin => Box::new(round_robin::RoundRobinLb::new(hosts)),
-        LbPolicy::LeastRequest {
-            choice_count,
-            active_request_bias,
-        } => Box::new(least_request::LeastRequestLb::new(
-            hosts,
-            choice_count,
-            active_request_bias,
-        )),
+        LbPolicy::LeastRequest { choice_count, active_request_bias } => {
+            Box::new(least_request::LeastRequestLb::new(hosts, choice_count, active_request_bias))
+        }
         LbPolicy::Random => Box::new(random::RandomLb::new(hosts)),
-        LbPolicy::RingHash {
-            minimum_ring_size,
-            maximum_ring_size,
-        } => Box::new(ring_hash::RingHashLb::new(
-            hosts,
-            minimum_ring_size,
-            maximum_ring_size,
-        )),
+        LbPolicy::RingHash { minimum_ring_size, maximum_ring_size } => {
+            Box::new(ring_hash::RingHashLb::new(hosts, minimum_ring_size, maximum_ring_size))
+        }
         LbPolicy::Maglev { table_size } => Box::new(maglev::MaglevLb::new(hosts, table_size)),
     }
 }
@@ -206,14 +196,7 @@ mod test_util {
 
     /// Hosts `10.0.0.<i+1>:80` with the given weights.
     pub(super) fn hosts(weights: &[u32]) -> Vec<LbHost> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &weight)| LbHost {
-                weight,
-                key: format!("10.0.0.{}:80", i + 1),
-            })
-            .collect()
+        weights.iter().enumerate().map(|(i, &weight)| LbHost { weight, key: format!("10.0.0.{}:80", i + 1) }).collect()
     }
 
     /// Counts picks per host over `n` picks with all hosts idle.
@@ -268,13 +251,8 @@ mod tests {
                 active_request_bias: DEFAULT_ACTIVE_REQUEST_BIAS,
             },
             LbPolicy::Random,
-            LbPolicy::RingHash {
-                minimum_ring_size: DEFAULT_MIN_RING_SIZE,
-                maximum_ring_size: DEFAULT_MAX_RING_SIZE,
-            },
-            LbPolicy::Maglev {
-                table_size: DEFAULT_MAGLEV_TABLE_SIZE,
-            },
+            LbPolicy::RingHash { minimum_ring_size: DEFAULT_MIN_RING_SIZE, maximum_ring_size: DEFAULT_MAX_RING_SIZE },
+            LbPolicy::Maglev { table_size: DEFAULT_MAGLEV_TABLE_SIZE },
         ];
         for p in &policies {
             let lb = build(p, &[]);
@@ -288,15 +266,9 @@ mod tests {
         let hosts = test_util::hosts(&[5]);
         let policies = [
             LbPolicy::RoundRobin,
-            LbPolicy::LeastRequest {
-                choice_count: 2,
-                active_request_bias: 1.0,
-            },
+            LbPolicy::LeastRequest { choice_count: 2, active_request_bias: 1.0 },
             LbPolicy::Random,
-            LbPolicy::RingHash {
-                minimum_ring_size: 1024,
-                maximum_ring_size: DEFAULT_MAX_RING_SIZE,
-            },
+            LbPolicy::RingHash { minimum_ring_size: 1024, maximum_ring_size: DEFAULT_MAX_RING_SIZE },
             LbPolicy::Maglev { table_size: 65537 },
         ];
         for p in &policies {

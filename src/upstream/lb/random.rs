@@ -25,18 +25,12 @@ pub struct RandomLb {
 impl RandomLb {
     /// Envoy's `RANDOM`: uniform over hosts, weights ignored.
     pub fn new(hosts: &[LbHost]) -> Self {
-        RandomLb {
-            hosts: hosts.len(),
-            weights: None,
-        }
+        RandomLb { hosts: hosts.len(), weights: None }
     }
 
     /// Weighted random (probability proportional to weight). Not an Envoy policy.
     pub fn weighted(hosts: &[LbHost]) -> Self {
-        RandomLb {
-            hosts: hosts.len(),
-            weights: Some(CumulativeWeights::new(hosts)),
-        }
+        RandomLb { hosts: hosts.len(), weights: Some(CumulativeWeights::new(hosts)) }
     }
 }
 

@@ -61,22 +61,13 @@ impl RingHashLb {
     /// Builds the ring (see the module docs for how out-of-range sizes are coerced).
     pub fn new(hosts: &[LbHost], minimum_ring_size: u64, maximum_ring_size: u64) -> Self {
         let max_ring = maximum_ring_size.clamp(1, DEFAULT_MAX_RING_SIZE);
-        let min_ring = minimum_ring_size
-            .clamp(1, DEFAULT_MAX_RING_SIZE)
-            .min(max_ring);
+        let min_ring = minimum_ring_size.clamp(1, DEFAULT_MAX_RING_SIZE).min(max_ring);
         if hosts.is_empty() {
-            return RingHashLb {
-                hashes: Vec::new(),
-                owners: Vec::new(),
-                stats: RingHashStats::default(),
-            };
+            return RingHashLb { hashes: Vec::new(), owners: Vec::new(), stats: RingHashStats::default() };
         }
 
         let sum: u64 = hosts.iter().map(weight_of).sum();
-        let normalized: Vec<f64> = hosts
-            .iter()
-            .map(|h| weight_of(h) as f64 * 1.0 / sum as f64)
-            .collect();
+        let normalized: Vec<f64> = hosts.iter().map(|h| weight_of(h) as f64 * 1.0 / sum as f64).collect();
         let min_w = normalized.iter().copied().fold(1.0f64, f64::min);
         let scale = f64::min((min_w * min_ring as f64).ceil() / min_w, max_ring as f64);
         let ring_size = scale.ceil() as u64;
@@ -161,11 +152,7 @@ mod tests {
     use super::*;
 
     fn ring(weights: &[u32]) -> RingHashLb {
-        RingHashLb::new(
-            &hosts(weights),
-            DEFAULT_MIN_RING_SIZE,
-            DEFAULT_MAX_RING_SIZE,
-        )
+        RingHashLb::new(&hosts(weights), DEFAULT_MIN_RING_SIZE, DEFAULT_MAX_RING_SIZE)
     }
 
     /// Envoy's ketama binary search, ported literally (signed indices included).
@@ -178,11 +165,7 @@ mod tests {
                 return 0;
             }
             let midval = ring[midp as usize];
-            let midval1 = if midp == 0 {
-                0
-            } else {
-                ring[midp as usize - 1]
-            };
+            let midval1 = if midp == 0 { 0 } else { ring[midp as usize - 1] };
             if h <= midval && h > midval1 {
                 return midp as usize;
             }
@@ -198,17 +181,14 @@ mod tests {
     }
 
     fn keys(n: usize) -> Vec<u64> {
-        (0..n)
-            .map(|i| hash_bytes(format!("198.51.{}.{}", i / 256, i % 256).as_bytes()))
-            .collect()
+        (0..n).map(|i| hash_bytes(format!("198.51.{}.{}", i / 256, i % 256).as_bytes())).collect()
     }
 
     #[test]
     fn ring_entries_are_xxhash_of_key_underscore_index() {
         let lb = RingHashLb::new(&hosts(&[1]), 4, 4);
-        let mut want: Vec<u64> = (0..4)
-            .map(|i| xxhash_rust::xxh64::xxh64(format!("10.0.0.1:80_{i}").as_bytes(), 0))
-            .collect();
+        let mut want: Vec<u64> =
+            (0..4).map(|i| xxhash_rust::xxh64::xxh64(format!("10.0.0.1:80_{i}").as_bytes(), 0)).collect();
         want.sort_unstable();
         assert_eq!(lb.hashes, want);
     }
@@ -255,13 +235,7 @@ mod tests {
         let lb = ring(&[1, 1, 1]);
         assert_eq!(lb.stats().size, 1026);
         assert_eq!(lb.len(), 1026);
-        assert_eq!(
-            (
-                lb.stats().min_hashes_per_host,
-                lb.stats().max_hashes_per_host
-            ),
-            (342, 342)
-        );
+        assert_eq!((lb.stats().min_hashes_per_host, lb.stats().max_hashes_per_host), (342, 342));
         let lb = ring(&[1, 1, 1, 1]);
         assert_eq!((lb.len(), lb.stats().min_hashes_per_host), (1024, 256));
         // Never below the minimum.
@@ -339,15 +313,9 @@ mod tests {
         // third of all keys move (35.8% here, 33-38% for other address sets), ~70% of them to
         // the new host. Bounded, but more than the ideal 1/4.
         assert!((0.20..=0.45).contains(&share), "moved {share}");
-        assert!(
-            moved_to_new as f64 >= 0.60 * moved as f64,
-            "{moved_to_new}/{moved}"
-        );
+        assert!(moved_to_new as f64 >= 0.60 * moved as f64, "{moved_to_new}/{moved}");
         let new_share = moved_to_new as f64 / ks.len() as f64;
-        assert!(
-            (0.20..=0.30).contains(&new_share),
-            "new host got {new_share}"
-        );
+        assert!((0.20..=0.30).contains(&new_share), "new host got {new_share}");
     }
 
     #[test]

@@ -55,16 +55,8 @@ pub struct RoundRobinLb {
 impl RoundRobinLb {
     /// Builds the balancer; the rotation starts at a random point, as Envoy's does.
     pub fn new(hosts: &[LbHost]) -> Self {
-        let schedule = if hosts.len() <= 1 || weights_are_equal(hosts) {
-            Vec::new()
-        } else {
-            edf_cycle(hosts)
-        };
-        RoundRobinLb {
-            hosts: hosts.len(),
-            schedule,
-            cursor: AtomicU64::new(rand::random()),
-        }
+        let schedule = if hosts.len() <= 1 || weights_are_equal(hosts) { Vec::new() } else { edf_cycle(hosts) };
+        RoundRobinLb { hosts: hosts.len(), schedule, cursor: AtomicU64::new(rand::random()) }
     }
 
     /// Length of the precomputed weighted cycle (0 when unweighted).
@@ -149,23 +141,14 @@ pub(super) fn edf_cycle(hosts: &[LbHost]) -> Vec<u32> {
     let mut heap: BinaryHeap<EdfEntry> = BinaryHeap::with_capacity(weights.len());
     let mut order = 0u64;
     for (host, &weight) in weights.iter().enumerate() {
-        heap.push(EdfEntry {
-            num: 1,
-            weight,
-            order,
-            host: host as u32,
-        });
+        heap.push(EdfEntry { num: 1, weight, order, host: host as u32 });
         order += 1;
     }
     let mut schedule = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     for _ in 0..len {
         let Some(top) = heap.pop() else { break };
         schedule.push(top.host);
-        heap.push(EdfEntry {
-            num: top.num + 1,
-            order,
-            ..top
-        });
+        heap.push(EdfEntry { num: top.num + 1, order, ..top });
         order += 1;
     }
     schedule
@@ -191,12 +174,7 @@ mod tests {
             let (pos, _) = q
                 .iter()
                 .enumerate()
-                .min_by(|a, b| {
-                    a.1 .0
-                        .partial_cmp(&b.1 .0)
-                        .expect("finite")
-                        .then(a.1 .1.cmp(&b.1 .1))
-                })
+                .min_by(|a, b| a.1 .0.partial_cmp(&b.1 .0).expect("finite").then(a.1 .1.cmp(&b.1 .1)))
                 .expect("non-empty");
             let (deadline, _, host) = q.swap_remove(pos);
             clock = deadline;
@@ -289,10 +267,7 @@ mod tests {
         let lb = RoundRobinLb::new(&hs);
         assert!(lb.schedule_len() as u64 <= MIN_SCHEDULE_CAP + 3);
         let c = counts(&lb, 3, lb.schedule_len() * 3, |_| None);
-        assert!(
-            c[1] >= 3,
-            "the light host keeps at least one slot per cycle"
-        );
+        assert!(c[1] >= 3, "the light host keeps at least one slot per cycle");
         assert_shares(&c, &[1_000_000.0, 1.0, 999_999.0], 0.001);
     }
 }
