@@ -51,7 +51,8 @@ mod tests {
     fn short_buffers_yield_none_not_a_panic() {
         assert_eq!(be_u32(&[0, 0, 1], 0), None);
         assert_eq!(be_u32(&[0, 0, 1, 0], 0), Some(256));
-        assert_eq!(le_i32(&[1, 0, 0, 0, 9], 1), None);
+        assert_eq!(le_i32(&[1, 0, 0, 0, 9], 1), Some(9 << 24));
+        assert_eq!(le_i32(&[1, 0, 0, 0, 9], 2), None);
         assert_eq!(be_u32(&[1], usize::MAX), None);
     }
 }
