@@ -14,6 +14,7 @@
 //! - `admin`: the admin HTTP endpoint.
 //! - `access_log`: Envoy format strings, `json_format`, and the file/stdout/stderr sinks.
 //! - `memory`: allocator statistics for `server.memory_*`.
+//! - `runtime`: `layered_runtime` static layers (e.g. per-listener connection limits).
 
 pub mod access_log;
 pub mod access_log_build;
@@ -24,6 +25,7 @@ pub mod filter;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod runtime;
 pub mod server;
 pub mod stats;
 pub mod stats_setup;

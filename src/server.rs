@@ -48,9 +48,15 @@ define_stats! {
         counter static_unknown_fields,
         counter dynamic_unknown_fields,
         counter wip_protos,
-        counter deprecated_feature_use,
-        gauge deprecated_feature_seen_since_process_start,
         gauge stats_recent_lookups,
+        counter dropped_stat_flushes,
+    }
+}
+
+define_stats! {
+    /// `server.compilation_settings.*` (rustls with ring: not a FIPS build).
+    pub struct CompilationSettingsStats {
+        gauge fips_mode,
     }
 }
 
@@ -69,6 +75,7 @@ define_stats! {
         gauge total_listeners_draining,
         gauge total_filter_chains_draining,
         gauge workers_started,
+        gauge workers_pinned,
     }
 }
 
@@ -144,22 +151,26 @@ fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> R
     Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal })
 }
 
-fn build_listener(
-    cfg: &ListenerConfig,
-    local: SocketAddr,
-    store: &Store,
-    cm: &ClusterManager,
+/// What building a listener needs from its generation.
+struct BuildCx<'a> {
+    store: &'a Store,
+    cm: &'a ClusterManager,
     concurrency: usize,
-    total: &crate::stats::Gauge,
-) -> Result<ListenerShared, String> {
-    let (stats, workers) = listener::listener_stats(store, cfg, local, concurrency);
+    total: crate::stats::Gauge,
+    global_limit: Option<u64>,
+    runtime: &'a crate::runtime::Runtime,
+}
+
+fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Result<ListenerShared, String> {
+    let (stats, workers) = listener::listener_stats(b.store, cfg, local, b.concurrency);
     let mut chains = Vec::new();
     for c in &cfg.filter_chains {
-        chains.push((c.matcher.clone(), build_chain(c, store, cm)?));
+        chains.push((c.matcher.clone(), build_chain(c, b.store, b.cm)?));
     }
-    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, store, cm)).transpose()?;
+    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b.store, b.cm)).transpose()?;
     let access_logs =
         crate::access_log_build::build_all(&cfg.access_log).map_err(|e| format!("listener '{}': {e}", cfg.name))?;
+    let connection_limit = b.runtime.get_u64(&format!("envoy.resource_limits.listener.{}.connection_limit", cfg.name));
     Ok(ListenerShared {
         name: cfg.name.clone(),
         stats,
@@ -169,7 +180,9 @@ fn build_listener(
         chains,
         default_chain,
         local,
-        total_connections: total.clone(),
+        total_connections: b.total.clone(),
+        global_limit: b.global_limit,
+        connection_limit,
     })
 }
 
@@ -182,11 +195,19 @@ pub async fn check_buildable(loaded: &Loaded) -> Result<(), Vec<String>> {
         Ok(cm) => cm,
         Err(e) => return Err(e),
     };
-    let total = store.gauge("server.total_connections");
+    let runtime = crate::runtime::Runtime::from_config(&loaded.bootstrap.layered_runtime);
+    let bcx = BuildCx {
+        store: &store,
+        cm: &cm,
+        concurrency: 1,
+        total: store.gauge("server.total_connections"),
+        global_limit: loaded.bootstrap.max_active_downstream_connections,
+        runtime: &runtime,
+    };
     for l in &loaded.bootstrap.listeners {
         let local = l.address.ip().unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         if l.udp_proxy.is_none() {
-            if let Err(e) = build_listener(l, local, &store, &cm, 1, &total) {
+            if let Err(e) = build_listener(l, local, &bcx) {
                 errors.push(e);
             }
         }
@@ -224,6 +245,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
     }
     crate::stats_setup::apply_tag_rules(&store, &bootstrap.stats);
     let lm = ListenerManagerStats::new(&store, "listener_manager.");
+    let _ = CompilationSettingsStats::new(&store, "server.compilation_settings.");
 
     let cm = Arc::new(ClusterManager::build(&bootstrap.clusters, &store).await?);
 
@@ -253,6 +275,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         return Err(errors);
     }
 
+    let runtime = crate::runtime::Runtime::from_config(&bootstrap.layered_runtime);
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut infos = Vec::new();
@@ -263,24 +286,25 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         infos.push(ListenerInfo { name: cfg.name.clone(), local, udp: matches!(b, Bound::Udp(_)) });
         match b {
             Bound::Tcp(l) => {
-                let shared = Arc::new(
-                    build_listener(cfg, local, &store, &cm, concurrency, &server.stats.total_connections)
-                        .map_err(|e| vec![e])?,
-                );
+                let bcx = BuildCx {
+                    store: &store,
+                    cm: &cm,
+                    concurrency,
+                    total: server.stats.total_connections.clone(),
+                    global_limit: bootstrap.max_active_downstream_connections,
+                    runtime: &runtime,
+                };
+                let shared = Arc::new(build_listener(cfg, local, &bcx).map_err(|e| vec![e])?);
                 if !init_only {
-                    tokio::spawn(listener::run_tcp(
-                        l,
-                        shared,
-                        stop.clone(),
-                        tracker.clone(),
-                        server.stats.parent_connections.clone(),
-                    ));
+                    tokio::spawn(listener::run_tcp(l, shared, stop.clone(), tracker.clone()));
                 }
             }
             Bound::Udp(sock) => {
                 let Some(u) = &cfg.udp_proxy else { continue };
-                let (stats, _) = listener::listener_stats(&store, cfg, local, concurrency);
-                drop(stats);
+                // UDP listeners have the same `listener.<addr>.` tree plus `udp.*`.
+                let _ = listener::listener_stats(&store, cfg, local, concurrency);
+                let _ =
+                    listener::UdpListenerStats::new(&store, &format!("listener.{}.udp.", cfg.stats_name(local.port())));
                 let proxy = Arc::new(UdpProxy::new(u, &store, &cm));
                 if !init_only {
                     udp_tasks.push(tokio::spawn(proxy.run(sock)));

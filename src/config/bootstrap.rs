@@ -52,8 +52,49 @@ pub struct Bootstrap {
     pub stats_flush_interval: Duration,
     /// `layered_runtime`, kept as written for `/runtime` (static layers only).
     pub layered_runtime: Value,
+    /// `overload_manager`'s `global_downstream_max_connections` monitor, if configured.
+    pub max_active_downstream_connections: Option<u64>,
     /// The merged document, for `/config_dump`.
     pub raw: Value,
+}
+
+/// The one overload-manager resource monitor Legate implements.
+pub const GLOBAL_CX_MONITOR: &str = "envoy.resource_monitors.global_downstream_max_connections";
+pub const GLOBAL_CX_MONITOR_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig";
+
+fn decode_overload(o: &mut Obj) -> Option<u64> {
+    let mut om = o.obj("overload_manager", "OverloadManager")?;
+    om.accept(&["refresh_interval"]);
+    let cx = om.cx;
+    let mut max = None;
+    for (path, v) in om.list("resource_monitors") {
+        let Some(mut m) = Obj::new(cx, &path, v, "ResourceMonitor") else { continue };
+        let name = m.string("name").unwrap_or_default();
+        let mut tc = m.obj("typed_config", "Any");
+        let ty = tc.as_mut().and_then(|t| t.string("@type")).unwrap_or_default();
+        if name == GLOBAL_CX_MONITOR || ty == GLOBAL_CX_MONITOR_TYPE {
+            if let Some(t) = tc.as_mut() {
+                t.retype("DownstreamConnectionsConfig");
+                max = t.uint("max_active_downstream_connections", 1, u64::MAX >> 1);
+                if max.is_none() {
+                    t.missing("max_active_downstream_connections");
+                }
+                t.finish(&[]);
+            }
+        } else {
+            cx.error(
+                &path,
+                format!("resource monitor '{name}' is not supported by Legate; only {GLOBAL_CX_MONITOR} is"),
+            );
+        }
+        m.finish(&[]);
+    }
+    if om.list("actions").iter().any(|_| true) {
+        om.error("actions", "overload actions are not supported by Legate yet");
+    }
+    om.finish(&["buffer_factory_config", "loadshed_points"]);
+    max
 }
 
 impl Bootstrap {
@@ -127,7 +168,8 @@ impl Bootstrap {
         if o.bool("stats_flush_on_admin") == Some(true) && o.has("stats_flush_interval") {
             o.cx.error(&o.path, "only one of 'stats_flush_interval' and 'stats_flush_on_admin' may be set");
         }
-        let layered_runtime = o.raw("layered_runtime").cloned().unwrap_or(Value::Null);
+        let layered_runtime = decode_runtime(o);
+        let max_active_downstream_connections = decode_overload(o);
         // Watchdogs have no Legate counterpart (tokio tasks are not watched); accepted so
         // Envoy configs load, and documented in the README.
         o.accept(&["watchdog", "watchdogs", "header_prefix"]);
@@ -137,7 +179,6 @@ impl Bootstrap {
             "hds_config",
             "flags_path",
             "stats_sinks",
-            "overload_manager",
             "enable_dispatcher_stats",
             "stats_server_version_override",
             "use_tcp_for_dns_lookups",
@@ -160,6 +201,30 @@ impl Bootstrap {
             "memory_allocator_manager",
             "tracing",
         ]);
-        Bootstrap { node, listeners, clusters, admin, stats, stats_flush_interval, layered_runtime, raw: raw.clone() }
+        Bootstrap {
+            node,
+            listeners,
+            clusters,
+            admin,
+            stats,
+            stats_flush_interval,
+            layered_runtime,
+            max_active_downstream_connections,
+            raw: raw.clone(),
+        }
     }
+}
+
+/// `layered_runtime`: static layers are supported; other layer kinds are named as unsupported.
+fn decode_runtime(o: &mut Obj) -> Value {
+    let Some(v) = o.raw("layered_runtime").cloned() else { return Value::Null };
+    if let Some(mut lr) = o.obj("layered_runtime", "LayeredRuntime") {
+        lr.list_of("layers", "RuntimeLayer", |l| {
+            let _ = l.req_string("name");
+            let _ = l.raw("static_layer");
+            l.finish(&["disk_layer", "admin_layer", "rtds_layer"]);
+        });
+        lr.finish(&[]);
+    }
+    v
 }

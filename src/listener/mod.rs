@@ -36,6 +36,15 @@ define_stats! {
         counter extension_config_missing,
         counter downstream_listener_filter_remote_close,
         counter downstream_listener_filter_error,
+        counter network_extension_config_missing,
+        histogram connections_accepted_per_socket_event: Unspecified,
+    }
+}
+
+define_stats! {
+    /// `listener.<address>.udp.*`.
+    pub struct UdpListenerStats {
+        counter downstream_rx_datagram_dropped,
     }
 }
 
@@ -64,8 +73,12 @@ pub struct ListenerShared {
     pub chains: Vec<(FilterChainMatch, FilterChain)>,
     pub default_chain: Option<FilterChain>,
     pub local: SocketAddr,
-    /// Connections open on this listener (for drain).
+    /// Downstream connections open on every listener (`server.total_connections`).
     pub total_connections: Gauge,
+    /// `overload_manager` global_downstream_max_connections.
+    pub global_limit: Option<u64>,
+    /// Runtime `envoy.resource_limits.listener.<name>.connection_limit`.
+    pub connection_limit: Option<u64>,
 }
 
 /// A bound socket, before its loop runs.
@@ -113,12 +126,13 @@ pub fn listener_stats(
 }
 
 /// Accepts connections until `stop` is cancelled; each connection runs on `tracker`.
+/// Connections over the global or the listener's limit are closed at once and counted
+/// (`downstream_global_cx_overflow`, `downstream_cx_overflow`); established ones are untouched.
 pub async fn run_tcp(
     listener: TcpListener,
     shared: Arc<ListenerShared>,
     stop: CancellationToken,
     tracker: TaskTracker,
-    server_connections: Gauge,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -131,34 +145,66 @@ pub async fn run_tcp(
                 // Out of file descriptors or a transient error: back off briefly instead of
                 // spinning, and keep serving the connections we have.
                 tracing::warn!(target: "conn_handler", "listener '{}': accept failed: {e}", shared.name);
-                shared.stats.downstream_cx_overflow.inc();
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        if shared.global_limit.is_some_and(|max| shared.total_connections.value() >= max) {
+            shared.stats.downstream_global_cx_overflow.inc();
+            drop(stream);
+            continue;
+        }
+        if shared.connection_limit.is_some_and(|max| shared.stats.downstream_cx_active.value() >= max) {
+            shared.stats.downstream_cx_overflow.inc();
+            drop(stream);
+            continue;
+        }
+        let guard = ConnAccounting::open(&shared);
         let shared = shared.clone();
-        let gauge = server_connections.clone();
         tracker.spawn(async move {
-            gauge.inc();
             handle_connection(stream, remote, &shared).await;
-            gauge.dec();
+            drop(guard);
         });
+    }
+}
+
+/// Counts a connection open on creation and closed on drop.
+struct ConnAccounting {
+    shared: Arc<ListenerShared>,
+    worker: usize,
+    started: Instant,
+}
+
+impl ConnAccounting {
+    fn open(shared: &Arc<ListenerShared>) -> ConnAccounting {
+        let worker = WORKER_ID.with(|w| w.get()) % shared.workers.len().max(1);
+        shared.stats.downstream_cx_total.inc();
+        shared.stats.downstream_cx_active.inc();
+        shared.total_connections.inc();
+        if let Some(w) = shared.workers.get(worker) {
+            w.downstream_cx_total.inc();
+            w.downstream_cx_active.inc();
+        }
+        ConnAccounting { shared: shared.clone(), worker, started: Instant::now() }
+    }
+}
+
+impl Drop for ConnAccounting {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        s.stats.downstream_cx_active.dec();
+        s.stats.downstream_cx_destroy.inc();
+        s.stats.downstream_cx_length_ms.record(self.started.elapsed().as_millis() as u64);
+        s.total_connections.dec();
+        if let Some(w) = s.workers.get(self.worker) {
+            w.downstream_cx_active.dec();
+        }
     }
 }
 
 async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<ListenerShared>) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local);
-    let started = Instant::now();
-    let worker = WORKER_ID.with(|w| w.get()) % shared.workers.len().max(1);
-    let w = shared.workers.get(worker);
-    shared.stats.downstream_cx_total.inc();
-    shared.stats.downstream_cx_active.inc();
-    shared.total_connections.inc();
-    if let Some(w) = w {
-        w.downstream_cx_total.inc();
-        w.downstream_cx_active.inc();
-    }
     let facts = matcher::ConnFacts { local, remote };
     let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
     let chain = match matcher::select(&matches, &facts) {
@@ -180,12 +226,5 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
             tracing::debug!(target: "conn_handler", "listener '{}': no filter chain matches {remote} -> {local}", shared.name);
             drop(stream);
         }
-    }
-    shared.stats.downstream_cx_active.dec();
-    shared.stats.downstream_cx_destroy.inc();
-    shared.stats.downstream_cx_length_ms.record(started.elapsed().as_millis() as u64);
-    shared.total_connections.dec();
-    if let Some(w) = w {
-        w.downstream_cx_active.dec();
     }
 }

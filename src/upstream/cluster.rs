@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::host::Host;
 use super::lb::{self, LbContext, LbHost, LbPolicy, LoadBalancer};
-use super::stats::{CircuitBreakerStats, ClusterStats};
+use super::stats::{CircuitBreakerStats, ClusterStats, DefaultMatchStats};
 use crate::config::cluster::{ClusterConfig, LbPolicyConfig};
 use crate::stats::Store;
 
@@ -74,6 +74,9 @@ impl Cluster {
         let stats = ClusterStats::new(store, &prefix);
         let cb_default = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
         let cb_high = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.high."));
+        let default_match = DefaultMatchStats::new(store, &format!("{prefix}default."));
+        // Plain-TCP hosts always use the default transport socket.
+        default_match.total_match_count.add(hosts.len() as u64);
         let policy = match &config.lb_policy {
             LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
             LbPolicyConfig::LeastRequest { choice_count, active_request_bias } => {

@@ -31,11 +31,19 @@ define_stats! {
         counter upstream_cx_tx_bytes_total,
         gauge upstream_cx_tx_bytes_buffered,
         counter upstream_cx_pool_overflow,
+        counter upstream_cx_preconnect_skipped,
+        counter upstream_http3_broken,
+        gauge upstream_queue_overloaded,
         counter upstream_cx_protocol_error,
         counter upstream_cx_max_requests,
         counter upstream_cx_none_healthy,
         counter upstream_rq_total,
+        counter upstream_rq_0rtt,
         gauge upstream_rq_active,
+        counter upstream_rq_active_overflow,
+        counter upstream_rq_completed,
+        histogram upstream_rq_per_cx: Unspecified,
+        counter upstream_rq_rx_reset_no_error,
         counter upstream_rq_pending_total,
         counter upstream_rq_pending_overflow,
         counter upstream_rq_pending_failure_eject,
@@ -76,17 +84,30 @@ define_stats! {
         counter bind_errors,
         counter assignment_timeout_received,
         counter assignment_stale,
+        counter assignment_use_cached,
+        gauge warming_state,
+        gauge lb_subsets_active,
+        counter lb_subsets_created,
+        counter lb_subsets_fallback,
+        counter lb_subsets_fallback_panic,
+        counter lb_subsets_removed,
+        counter lb_subsets_selected,
         counter lb_healthy_panic,
         counter lb_local_cluster_not_ok,
         counter lb_recalculate_zone_structures,
         counter lb_zone_cluster_too_small,
         counter lb_zone_no_capacity_left,
-        counter lb_zone_number_differs,
         counter lb_zone_routing_all_directly,
         counter lb_zone_routing_cross_zone,
         counter lb_zone_routing_sampled,
         counter original_dst_host_invalid,
-        counter default_total_match_count,
+    }
+}
+
+define_stats! {
+    /// `cluster.<name>.default.*` (the default transport-socket match).
+    pub struct DefaultMatchStats {
+        counter total_match_count,
     }
 }
 

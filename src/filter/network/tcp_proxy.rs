@@ -31,6 +31,9 @@ define_stats! {
     pub struct TcpProxyStats {
         counter downstream_cx_total,
         counter downstream_cx_no_route,
+        counter downstream_cx_drain_close,
+        counter downstream_cx_overload_close,
+        counter route_delayed_total,
         counter downstream_cx_tx_bytes_total,
         gauge downstream_cx_tx_bytes_buffered,
         counter downstream_cx_rx_bytes_total,
@@ -42,10 +45,6 @@ define_stats! {
         counter upstream_flush_total,
         gauge upstream_flush_active,
         counter early_data_received_count_total,
-        counter on_demand_cluster_attempt,
-        counter on_demand_cluster_missing,
-        counter on_demand_cluster_success,
-        counter on_demand_cluster_timeout,
     }
 }
 

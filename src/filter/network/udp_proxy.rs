@@ -31,6 +31,7 @@ define_stats! {
         counter downstream_sess_tx_datagrams,
         counter downstream_sess_tx_errors,
         counter idle_timeout,
+        counter session_filter_config_missing,
         gauge downstream_sess_active,
     }
 }
@@ -43,6 +44,9 @@ define_stats! {
         counter sess_rx_errors,
         counter sess_tx_datagrams,
         counter sess_tx_errors,
+        counter sess_tunnel_buffer_overflow,
+        counter sess_tunnel_failure,
+        counter sess_tunnel_success,
     }
 }
 
