@@ -171,10 +171,10 @@ impl TcpProxy {
                     info.upstream_transport_failure_reason = Some(e.transport_failure_reason());
                     info.response_flags.set(ResponseFlags::UF);
                     if attempt == self.max_connect_attempts {
+                        // Envoy flags the exhausted attempts as URX even for the default
+                        // single attempt (`UF,URX` in its access log).
                         cluster.stats.upstream_cx_connect_attempts_exceeded.inc();
-                        if self.max_connect_attempts > 1 {
-                            info.response_flags.set(ResponseFlags::URX);
-                        }
+                        info.response_flags.set(ResponseFlags::URX);
                     }
                 }
             }
