@@ -243,7 +243,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
     for w in &loaded.warnings {
         tracing::warn!(target: "config", "{w}");
     }
-    crate::stats_setup::apply_tag_rules(&store, &bootstrap.stats);
+    crate::stats_setup::apply_tag_rules(&store, &bootstrap.stats).map_err(|e| vec![e])?;
     let lm = ListenerManagerStats::new(&store, "listener_manager.");
     let _ = CompilationSettingsStats::new(&store, "server.compilation_settings.");
 

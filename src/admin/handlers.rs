@@ -18,7 +18,8 @@ pub async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full
         }
         (_, "/stats") => {
             crate::server::refresh_gauges(&state.server);
-            respond(200, TEXT, state.store.render_text())
+            let q = crate::stats::StatsQuery::parse(req.uri().query().unwrap_or("")).unwrap_or_default();
+            respond(200, TEXT, crate::stats::render_text(&state.store, &q))
         }
         (&Method::POST, "/quitquitquit") => {
             state.server.quit.cancel();
