@@ -54,6 +54,10 @@ define_stats! {
 /// UDP maximum so nothing is truncated).
 const MAX_DATAGRAM: usize = 65_535;
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; MAX_DATAGRAM]);
+}
+
 struct Session {
     upstream: Arc<UdpSocket>,
     last_activity: AtomicU64,
@@ -181,8 +185,10 @@ impl UdpProxy {
     }
 
     /// Relays upstream replies to the client until the session has been idle for `idle_timeout`.
+    /// A session holds no buffer: datagrams are read into a per-thread scratch buffer once the
+    /// socket is readable and sent on at once (a reply the client socket cannot take right now
+    /// is dropped and counted, as UDP allows).
     async fn session_loop(&self, peer: SocketAddr, upstream: Arc<UdpSocket>, downstream: Arc<UdpSocket>) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
         loop {
             let idle_for = || {
                 let last =
@@ -194,17 +200,32 @@ impl UdpProxy {
                 self.stats.idle_timeout.inc();
                 return;
             }
-            match tokio::time::timeout(remaining, upstream.recv(&mut buf)).await {
+            match tokio::time::timeout(remaining, upstream.readable()).await {
                 Err(_) => continue,
                 Ok(Err(e)) => {
+                    tracing::debug!(target: "filter", "udp upstream socket error: {e}");
+                    return;
+                }
+                Ok(Ok(())) => {}
+            }
+            let got = SCRATCH.with(|b| {
+                let mut b = b.borrow_mut();
+                match upstream.try_recv(&mut b[..]) {
+                    Ok(n) => Ok(Some((n, downstream.try_send_to(&b[..n], peer)))),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+            match got {
+                Ok(None) => {}
+                Err(e) => {
                     // ICMP port unreachable surfaces here as ECONNREFUSED; count and go on.
                     if let Some(u) = &self.cluster_udp {
                         u.sess_rx_errors.inc();
                     }
                     tracing::debug!(target: "filter", "udp upstream recv error: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-                Ok(Ok(n)) => {
+                Ok(Some((n, sent))) => {
                     if let Some(s) = self.sessions.lock().get(&peer) {
                         s.last_activity.store(self.now_ms(), Ordering::Relaxed);
                     }
@@ -212,7 +233,7 @@ impl UdpProxy {
                         c.stats.upstream_cx_rx_bytes_total.add(n as u64);
                         u.sess_rx_datagrams.inc();
                     }
-                    match downstream.send_to(&buf[..n], peer).await {
+                    match sent {
                         Ok(_) => {
                             self.stats.downstream_sess_tx_datagrams.inc();
                             self.stats.downstream_sess_tx_bytes.add(n as u64);
