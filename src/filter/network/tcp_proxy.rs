@@ -196,6 +196,7 @@ impl TcpProxy {
         let upstream = up.stream();
         let epoch = Instant::now();
         let last_activity = AtomicU64::new(0);
+        let observed = !observers.is_empty();
         let observers = parking_lot::Mutex::new(observers);
         let down_to_up = Direction {
             rx: &self.stats.downstream_cx_rx_bytes_total,
@@ -207,6 +208,7 @@ impl TcpProxy {
             downstream_side: true,
             rx_total: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            observed,
         };
         let up_to_down = Direction {
             rx: &cluster.stats.upstream_cx_rx_bytes_total,
@@ -218,6 +220,7 @@ impl TcpProxy {
             downstream_side: false,
             rx_total: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            observed,
         };
         let upstream_closed_first = AtomicBool::new(false);
         let both = async {
@@ -289,6 +292,8 @@ struct Direction<'a> {
     rx_total: AtomicU64,
     /// Set once this direction saw EOF.
     done: AtomicBool,
+    /// Whether the chain has observer filters to feed.
+    observed: bool,
 }
 
 enum ReadOutcome {
@@ -319,8 +324,9 @@ impl Direction<'_> {
                     Ok(0) => Ok(ReadOutcome::Eof),
                     Ok(n) => {
                         let data = &buf[..n];
-                        let mut obs = observers.lock();
-                        for o in obs.iter_mut() {
+                        // Chains without observers (plain tcp_proxy) skip the lock entirely.
+                        let mut obs = if self.observed { Some(observers.lock()) } else { None };
+                        for o in obs.iter_mut().flat_map(|o| o.iter_mut()) {
                             let act = if self.downstream_side {
                                 o.on_downstream_data(data)
                             } else {
