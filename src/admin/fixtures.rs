@@ -65,6 +65,196 @@ pub(crate) const ENVOY_HELP: &str = r####"admin commands are:
   /stats/recentlookups/enable (POST): enable recording of reset stat-name lookup names
 "####;
 
+/// `GET /clusters?filter=echo` (x05), before any traffic.
+pub(crate) const ENVOY_CLUSTERS_ECHO: &str = r####"echo_cluster::observability_name::echo_cluster
+echo_cluster::default_priority::max_connections::1024
+echo_cluster::default_priority::max_pending_requests::1024
+echo_cluster::default_priority::max_requests::1024
+echo_cluster::default_priority::max_retries::3
+echo_cluster::high_priority::max_connections::1024
+echo_cluster::high_priority::max_pending_requests::1024
+echo_cluster::high_priority::max_requests::1024
+echo_cluster::high_priority::max_retries::3
+echo_cluster::added_via_api::false
+echo_cluster::127.0.0.1:41013::cx_active::0
+echo_cluster::127.0.0.1:41013::cx_connect_fail::0
+echo_cluster::127.0.0.1:41013::cx_total::0
+echo_cluster::127.0.0.1:41013::rq_active::0
+echo_cluster::127.0.0.1:41013::rq_error::0
+echo_cluster::127.0.0.1:41013::rq_pending_active::0
+echo_cluster::127.0.0.1:41013::rq_success::0
+echo_cluster::127.0.0.1:41013::rq_timeout::0
+echo_cluster::127.0.0.1:41013::rq_total::0
+echo_cluster::127.0.0.1:41013::hostname::
+echo_cluster::127.0.0.1:41013::health_flags::healthy
+echo_cluster::127.0.0.1:41013::weight::1
+echo_cluster::127.0.0.1:41013::region::
+echo_cluster::127.0.0.1:41013::zone::
+echo_cluster::127.0.0.1:41013::sub_zone::
+echo_cluster::127.0.0.1:41013::canary::false
+echo_cluster::127.0.0.1:41013::priority::0
+echo_cluster::127.0.0.1:41013::success_rate::-1
+echo_cluster::127.0.0.1:41013::local_origin_success_rate::-1
+"####;
+
+/// `GET /clusters?format=json` (39), only `echo_cluster` (after one connection) and `empty_cluster`.
+pub(crate) const ENVOY_CLUSTERS_JSON_ECHO_EMPTY: &str = r####"{
+ "cluster_statuses": [
+  {
+   "name": "echo_cluster",
+   "host_statuses": [
+    {
+     "address": {
+      "socket_address": {
+       "address": "127.0.0.1",
+       "port_value": 41013
+      }
+     },
+     "stats": [
+      {
+       "name": "cx_connect_fail"
+      },
+      {
+       "value": "1",
+       "name": "cx_total"
+      },
+      {
+       "name": "rq_error"
+      },
+      {
+       "name": "rq_success"
+      },
+      {
+       "name": "rq_timeout"
+      },
+      {
+       "value": "1",
+       "name": "rq_total"
+      },
+      {
+       "type": "GAUGE",
+       "name": "cx_active"
+      },
+      {
+       "type": "GAUGE",
+       "name": "rq_active"
+      },
+      {
+       "type": "GAUGE",
+       "name": "rq_pending_active"
+      }
+     ],
+     "health_status": {
+      "eds_health_status": "HEALTHY"
+     },
+     "weight": 1,
+     "locality": {}
+    }
+   ],
+   "circuit_breakers": {
+    "thresholds": [
+     {
+      "max_connections": 1024,
+      "max_pending_requests": 1024,
+      "max_requests": 1024,
+      "max_retries": 3
+     },
+     {
+      "priority": "HIGH",
+      "max_connections": 1024,
+      "max_pending_requests": 1024,
+      "max_requests": 1024,
+      "max_retries": 3
+     }
+    ]
+   },
+   "observability_name": "echo_cluster"
+  },
+  {
+   "name": "empty_cluster",
+   "circuit_breakers": {
+    "thresholds": [
+     {
+      "max_connections": 1024,
+      "max_pending_requests": 1024,
+      "max_requests": 1024,
+      "max_retries": 3
+     },
+     {
+      "priority": "HIGH",
+      "max_connections": 1024,
+      "max_pending_requests": 1024,
+      "max_requests": 1024,
+      "max_retries": 3
+     }
+    ]
+   },
+   "observability_name": "empty_cluster"
+  }
+ ]
+}
+"####;
+
+/// `GET /listeners` (40).
+pub(crate) const ENVOY_LISTENERS: &str = r####"tcp_redis::127.0.0.1:41010
+tcp_echo::127.0.0.1:41012
+tcp_refused::127.0.0.1:41014
+tcp_nohosts::127.0.0.1:41016
+udp_echo::127.0.0.1:41020
+"####;
+
+/// `GET /listeners?format=json` (41).
+pub(crate) const ENVOY_LISTENERS_JSON: &str = r####"{
+ "listener_statuses": [
+  {
+   "name": "tcp_redis",
+   "local_address": {
+    "socket_address": {
+     "address": "127.0.0.1",
+     "port_value": 41010
+    }
+   }
+  },
+  {
+   "name": "tcp_echo",
+   "local_address": {
+    "socket_address": {
+     "address": "127.0.0.1",
+     "port_value": 41012
+    }
+   }
+  },
+  {
+   "name": "tcp_refused",
+   "local_address": {
+    "socket_address": {
+     "address": "127.0.0.1",
+     "port_value": 41014
+    }
+   }
+  },
+  {
+   "name": "tcp_nohosts",
+   "local_address": {
+    "socket_address": {
+     "address": "127.0.0.1",
+     "port_value": 41016
+    }
+   }
+  },
+  {
+   "name": "udp_echo",
+   "local_address": {
+    "socket_address": {
+     "address": "127.0.0.1",
+     "port_value": 41020
+    }
+   }
+  }
+ ]
+}
+"####;
+
 /// `POST /logging?bogus=debug` (61), up to the logger list.
 pub(crate) const ENVOY_LOGGING_ERROR_HEAD: &str = r####"error: unknown logger name
 

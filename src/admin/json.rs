@@ -2,6 +2,7 @@
 //! the end), and the small protobuf-JSON shapes several endpoints share: socket addresses,
 //! timestamps, durations, the node's build version.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -32,6 +33,22 @@ pub(crate) fn duration(d: Duration) -> String {
     } else {
         format!("{secs}.{nanos:09}s")
     }
+}
+
+/// `envoy.config.core.v3.Address` of an IP socket.
+pub(crate) fn socket_address(a: SocketAddr) -> Value {
+    json!({"socket_address": {"address": a.ip().to_string(), "port_value": a.port()}})
+}
+
+/// `Locality` with empty fields left out (proto3 JSON), `{}` when all are empty.
+pub(crate) fn locality(region: &str, zone: &str, sub_zone: &str) -> Value {
+    let mut m = Map::new();
+    for (k, v) in [("region", region), ("zone", zone), ("sub_zone", sub_zone)] {
+        if !v.is_empty() {
+            m.insert(k.into(), Value::String(v.into()));
+        }
+    }
+    Value::Object(m)
 }
 
 /// `node.user_agent_build_version` from `cli::build_version()`
@@ -82,5 +99,11 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(1500)), "1.500s");
         assert_eq!(duration(Duration::from_micros(1)), "0.000001s");
         assert_eq!(duration(Duration::from_nanos(5)), "0.000000005s");
+    }
+
+    #[test]
+    fn locality_leaves_empty_fields_out() {
+        assert_eq!(locality("", "", ""), json!({}));
+        assert_eq!(locality("r", "", "s"), json!({"region": "r", "sub_zone": "s"}));
     }
 }

@@ -13,9 +13,11 @@
 //! HTTP/1.0 request gets 426. Parameters come from the query string and, for a POST with a
 //! form body (the home page's buttons), from the body as well.
 
+mod clusters;
 mod help;
 mod json;
 mod lifecycle;
+mod listeners;
 mod logging;
 mod query;
 mod runtime;
@@ -25,6 +27,8 @@ mod table;
 
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

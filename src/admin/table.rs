@@ -3,7 +3,9 @@
 //! its handler. Only endpoints Legate implements are listed; rows stay sorted by path, the
 //! order `/help` and the home page print.
 
-use super::{help, lifecycle, logging, runtime, server_info, stats, AdminRequest, AdminState, Reply};
+use super::{
+    clusters, help, lifecycle, listeners, logging, runtime, server_info, stats, AdminRequest, AdminState, Reply,
+};
 
 /// How a parameter is entered on the home page and described in `/help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,17 @@ pub(crate) static HANDLERS: &[Handler] = &[
         run: server_info::certs,
     },
     Handler {
+        path: "/clusters",
+        help: "upstream cluster status",
+        mutates: false,
+        params: &[p(
+            "filter",
+            "Regular expression (Google re2) for filtering clusters by name",
+            ParamKind::Text,
+        )],
+        run: clusters::handle,
+    },
+    Handler {
         path: "/drain_listeners",
         help: "drain listeners",
         mutates: true,
@@ -95,6 +108,17 @@ pub(crate) static HANDLERS: &[Handler] = &[
         mutates: false,
         params: &[],
         run: server_info::hot_restart_version,
+    },
+    Handler {
+        path: "/listeners",
+        help: "print listener info",
+        mutates: false,
+        params: &[p(
+            "format",
+            "File format to use",
+            ParamKind::Choice(&["text", "json"]),
+        )],
+        run: listeners::handle,
     },
     Handler {
         path: "/logging",
