@@ -255,6 +255,126 @@ pub(crate) const ENVOY_LISTENERS_JSON: &str = r####"{
 }
 "####;
 
+/// `GET /config_dump?resource=static_clusters&name_regex=echo.*` (37).
+pub(crate) const ENVOY_DUMP_NAME_REGEX: &str = r####"{
+ "configs": [
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "echo_cluster",
+    "type": "STATIC",
+    "connect_timeout": "1s",
+    "load_assignment": {
+     "cluster_name": "echo_cluster",
+     "endpoints": [
+      {
+       "lb_endpoints": [
+        {
+         "endpoint": {
+          "address": {
+           "socket_address": {
+            "address": "127.0.0.1",
+            "port_value": 41013
+           }
+          }
+         }
+        }
+       ]
+      }
+     ]
+    }
+   },
+   "last_updated": "2026-11-22T00:48:56.491Z"
+  }
+ ]
+}
+"####;
+
+/// `GET /config_dump?resource=static_listeners&mask=listener.name` (36).
+pub(crate) const ENVOY_DUMP_LISTENER_NAMES: &str = r####"{
+ "configs": [
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+   "listener": {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    "name": "tcp_redis"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+   "listener": {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    "name": "tcp_echo"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+   "listener": {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    "name": "tcp_refused"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+   "listener": {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    "name": "tcp_nohosts"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.StaticListener",
+   "listener": {
+    "@type": "type.googleapis.com/envoy.config.listener.v3.Listener",
+    "name": "udp_echo"
+   }
+  }
+ ]
+}
+"####;
+
+/// `GET /config_dump?resource=static_clusters&mask=cluster.name` (x03).
+pub(crate) const ENVOY_DUMP_CLUSTER_NAMES: &str = r####"{
+ "configs": [
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "echo_cluster"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "empty_cluster"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "redis_cluster"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "refused_cluster"
+   }
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster",
+   "cluster": {
+    "@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+    "name": "udp_cluster"
+   }
+  }
+ ]
+}
+"####;
+
 /// `POST /logging?bogus=debug` (61), up to the logger list.
 pub(crate) const ENVOY_LOGGING_ERROR_HEAD: &str = r####"error: unknown logger name
 

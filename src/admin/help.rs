@@ -241,6 +241,18 @@ mod tests {
     }
 
     #[test]
+    fn home_page_parameter_rows_use_envoys_input_kinds() {
+        let page = home_page(&Query::default());
+        assert!(page.contains(
+            "  <td class='option'><input type='text' name='filter' id='param-3-clusters-filter' form='clusters' /></td>\n  <td class='home-data'><label for='param-3-clusters-filter'>Regular expression (Google re2) for filtering clusters by name</label></td>\n</tr>\n"
+        ));
+        assert!(page.contains(
+            "<input type='checkbox' name='include_eds' id='param-4-config_dump-include_eds' form='config_dump'>"
+        ));
+        assert!(page.contains("    <select name='format' id='param-10-listeners-format' form='listeners'>\n      <option value='text'>text</option>\n      <option value='json'>json</option>\n    </select>\n  </td>\n"));
+    }
+
+    #[test]
     fn sanitize_escapes_html_specials() {
         assert_eq!(sanitize("a<b>&'\""), "a&lt;b&gt;&amp;&#39;&quot;");
     }

@@ -3,7 +3,7 @@
 //! timestamps, durations, the node's build version.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -19,6 +19,11 @@ pub(crate) fn pretty(v: &Value) -> String {
     let mut s = String::from_utf8(buf).unwrap_or_default();
     s.push('\n');
     s
+}
+
+/// `google.protobuf.Timestamp` in JSON: `2026-11-22T00:48:56.470Z`.
+pub(crate) fn timestamp(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// `google.protobuf.Duration` in JSON: `600s`, `1.500s` (0, 3, 6 or 9 fraction digits).
@@ -49,6 +54,11 @@ pub(crate) fn locality(region: &str, zone: &str, sub_zone: &str) -> Value {
         }
     }
     Value::Object(m)
+}
+
+/// The wall-clock time the server started (Legate loads its static config at start).
+pub(crate) fn start_time(server: &crate::server::ServerState) -> SystemTime {
+    SystemTime::now().checked_sub(server.started.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// `node.user_agent_build_version` from `cli::build_version()`
@@ -99,6 +109,12 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(1500)), "1.500s");
         assert_eq!(duration(Duration::from_micros(1)), "0.000001s");
         assert_eq!(duration(Duration::from_nanos(5)), "0.000000005s");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_308_536_470);
+        assert_eq!(timestamp(t), "2026-11-22T00:48:56.470Z");
     }
 
     #[test]

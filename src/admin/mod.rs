@@ -14,6 +14,7 @@
 //! form body (the home page's buttons), from the body as well.
 
 mod clusters;
+mod config_dump;
 mod help;
 mod json;
 mod lifecycle;
@@ -73,6 +74,8 @@ pub(crate) const TEXT: &str = "text/plain; charset=UTF-8";
 pub(crate) const JSON: &str = "application/json";
 /// The home page.
 pub(crate) const HTML: &str = "text/html; charset=UTF-8";
+/// `text/plain` without a charset: what Envoy's `/config_dump` errors carry.
+pub(crate) const TEXT_BARE: &str = "text/plain";
 
 /// The `server` header of admin responses (Envoy's default `server_name`).
 const SERVER_HEADER: &str = "envoy";

@@ -4,7 +4,8 @@
 //! order `/help` and the home page print.
 
 use super::{
-    clusters, help, lifecycle, listeners, logging, runtime, server_info, stats, AdminRequest, AdminState, Reply,
+    clusters, config_dump, help, lifecycle, listeners, logging, runtime, server_info, stats, AdminRequest, AdminState,
+    Reply,
 };
 
 /// How a parameter is entered on the home page and described in `/help`.
@@ -69,6 +70,18 @@ pub(crate) static HANDLERS: &[Handler] = &[
             ParamKind::Text,
         )],
         run: clusters::handle,
+    },
+    Handler {
+        path: "/config_dump",
+        help: "dump current Envoy configs",
+        mutates: false,
+        params: &[
+            p("resource", "The resource to dump", ParamKind::Text),
+            p("mask", "The mask to apply. When both resource and mask are specified, the mask is applied to every element in the desired repeated field so that only a subset of fields are returned. The mask is parsed as a Protobuf::FieldMask", ParamKind::Text),
+            p("name_regex", "Dump only the currently loaded configurations whose names match the specified regex. Can be used with both resource and mask query parameters.", ParamKind::Text),
+            p("include_eds", "Dump currently loaded configuration including EDS. See the response definition for more information", ParamKind::Flag),
+        ],
+        run: config_dump::handle,
     },
     Handler {
         path: "/drain_listeners",

@@ -10,7 +10,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use super::fixtures::*;
-use super::{dispatch, AdminRequest, AdminState, Reply, JSON, TEXT};
+use super::{dispatch, AdminRequest, AdminState, Reply, JSON, TEXT, TEXT_BARE};
 use crate::cli::Options;
 use crate::config::{self, LoadOptions};
 use crate::logging::LogControl;
@@ -173,6 +173,12 @@ fn body(r: &Reply) -> &str {
     std::str::from_utf8(&r.body).expect("utf-8 body")
 }
 
+/// `"last_updated": "<any>"` → a fixed value, so dumps from different runs compare.
+fn without_timestamps(s: &str) -> String {
+    let re = regex::Regex::new(r#""last_updated": "[^"]*""#).expect("regex");
+    re.replace_all(s, r#""last_updated": "T""#).into_owned()
+}
+
 #[test]
 fn unknown_paths_are_404_with_invalid_path_and_the_help() {
     let s = state();
@@ -295,6 +301,152 @@ fn listeners_match_envoy_in_text_and_json() {
     assert_eq!(body(&r), ENVOY_LISTENERS);
     let r = get(&s, "/listeners?format=json");
     assert_eq!((r.status, r.content_type, body(&r)), (200, JSON, ENVOY_LISTENERS_JSON));
+}
+
+#[test]
+fn config_dump_resource_elements_match_envoy() {
+    let s = state();
+    let r = get(&s, "/config_dump?resource=static_clusters&name_regex=echo.*");
+    assert_eq!((r.status, r.content_type), (200, JSON));
+    assert_eq!(without_timestamps(body(&r)), without_timestamps(ENVOY_DUMP_NAME_REGEX));
+    let r = get(&s, "/config_dump?resource=static_listeners&mask=listener.name");
+    assert_eq!(body(&r), ENVOY_DUMP_LISTENER_NAMES);
+    let r = get(&s, "/config_dump?resource=static_clusters&mask=cluster.name");
+    assert_eq!(body(&r), ENVOY_DUMP_CLUSTER_NAMES);
+}
+
+#[test]
+fn config_dump_has_envoys_sections_in_order() {
+    let s = state();
+    let r = get(&s, "/config_dump");
+    assert_eq!((r.status, r.content_type), (200, JSON));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    let types: Vec<&str> =
+        v["configs"].as_array().expect("configs").iter().map(|c| c["@type"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        types,
+        [
+            "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.SecretsConfigDump",
+        ]
+    );
+    let boot = &v["configs"][0]["bootstrap"];
+    assert_eq!(boot["node"]["id"], "legate-capture-node");
+    assert_eq!(boot["node"]["user_agent_name"], "legate");
+    assert_eq!(boot["static_resources"]["clusters"][4]["name"], "udp_cluster");
+    let clusters = &v["configs"][1]["static_clusters"];
+    assert_eq!(clusters[0]["cluster"]["name"], "echo_cluster", "sorted by name");
+    assert_eq!(clusters[0]["cluster"]["@type"], "type.googleapis.com/envoy.config.cluster.v3.Cluster");
+    let listeners = &v["configs"][2]["static_listeners"];
+    assert_eq!(listeners[0]["listener"]["name"], "tcp_redis", "config order");
+    assert!(body(&r).starts_with("{\n \"configs\": [\n  {\n   \"@type\": \"type.googleapis.com/envoy.admin.v3.BootstrapConfigDump\",\n   \"bootstrap\": {\n"));
+    assert!(
+        body(&r).ends_with("  {\n   \"@type\": \"type.googleapis.com/envoy.admin.v3.SecretsConfigDump\"\n  }\n ]\n}\n")
+    );
+}
+
+#[test]
+fn config_dump_include_eds_adds_endpoints_built_from_hosts() {
+    let s = state();
+    let r = get(&s, "/config_dump?include_eds&resource=static_endpoint_configs&name_regex=echo_cluster|empty_cluster");
+    let expected = r#"{
+ "configs": [
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump.StaticEndpointConfig",
+   "endpoint_config": {
+    "@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+    "cluster_name": "echo_cluster",
+    "endpoints": [
+     {
+      "locality": {},
+      "lb_endpoints": [
+       {
+        "endpoint": {
+         "address": {
+          "socket_address": {
+           "address": "127.0.0.1",
+           "port_value": 41013
+          }
+         },
+         "health_check_config": {}
+        },
+        "health_status": "HEALTHY",
+        "load_balancing_weight": 1
+       }
+      ],
+      "load_balancing_weight": 0
+     }
+    ],
+    "policy": {
+     "overprovisioning_factor": 140
+    }
+   },
+   "last_updated": "T"
+  },
+  {
+   "@type": "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump.StaticEndpointConfig",
+   "endpoint_config": {
+    "@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+    "cluster_name": "empty_cluster",
+    "policy": {
+     "overprovisioning_factor": 140
+    }
+   },
+   "last_updated": "T"
+  }
+ ]
+}
+"#;
+    assert_eq!(without_timestamps(body(&r)), expected);
+    let r = get(&s, "/config_dump?resource=static_endpoint_configs");
+    assert_eq!(r.status, 404, "endpoints only with include_eds");
+}
+
+#[test]
+fn config_dump_errors_use_envoys_texts() {
+    let s = state();
+    let r = get(&s, "/config_dump?resource=bogus");
+    assert_eq!((r.status, r.content_type, body(&r)), (404, TEXT_BARE, "bogus not found in config dump"));
+    let r = get(&s, "/config_dump?resource=bootstrap");
+    assert_eq!(
+        (r.status, r.content_type, body(&r)),
+        (400, TEXT_BARE, "bootstrap is not a repeated field. Use ?mask=bootstrap to get only this field")
+    );
+    let r = get(&s, "/config_dump?mask=bogus_field");
+    assert_eq!((r.status, body(&r)), (400, "FieldMask bogus_field could not be successfully applied to any configs."));
+    let r = get(&s, "/config_dump?name_regex=(");
+    assert_eq!(
+        (r.status, r.content_type, body(&r)),
+        (400, TEXT_BARE, "INVALID_ARGUMENT: Error while parsing name_regex from (: missing ): (")
+    );
+    let r = get(&s, "/config_dump?resource=dynamic_listeners");
+    assert_eq!((r.status, body(&r)), (200, "{}\n"));
+}
+
+#[test]
+fn config_dump_mask_without_resource_keeps_only_fitting_configs() {
+    let s = state();
+    let v: serde_json::Value = serde_json::from_slice(&get(&s, "/config_dump?mask=bootstrap").body).expect("json");
+    let configs = v["configs"].as_array().expect("configs");
+    assert_eq!(configs.len(), 1);
+    assert_eq!(configs[0]["@type"], "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump");
+    assert!(configs[0].get("last_updated").is_none());
+    assert!(configs[0]["bootstrap"]["static_resources"].is_object());
+}
+
+#[test]
+fn config_dump_redacts_secrets() {
+    let yaml = GOOD_YAML.replace(
+        "cluster: legate-capture-cluster}",
+        "cluster: legate-capture-cluster, metadata: {tls: {private_key: {inline_string: SECRET}, password: [PW]}}}",
+    );
+    let s = state_for(&yaml);
+    let r = get(&s, "/config_dump");
+    let text = body(&r);
+    assert!(!text.contains("SECRET") && !text.contains("\"PW\""), "{text}");
+    assert!(text.contains("\"inline_string\": \"[redacted]\""));
 }
 
 #[test]
