@@ -28,6 +28,7 @@ pub use hist_stats::{DetailedBucket, HistogramSnapshot, DEFAULT_BUCKETS, SUPPORT
 pub use histogram::{Histogram, HistogramUnit, PERCENT_SCALE};
 pub use llhist::{Bucket, BucketCount};
 pub use metrics::{Counter, Gauge, TextReadout};
+pub(crate) use query::re2_error;
 pub use query::{BucketMode, StatsFormat, StatsKind, StatsQuery};
 pub use render_json::render_json;
 pub use render_prometheus::render_prometheus;

@@ -92,7 +92,7 @@ fn first<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Translates a regex compile error into RE2's wording (`<code>: <argument>`).
-fn re2_error(pattern: &str, err: &regex::Error) -> String {
+pub(crate) fn re2_error(pattern: &str, err: &regex::Error) -> String {
     let text = err.to_string();
     let detail = text.lines().rev().find_map(|l| l.trim().strip_prefix("error: ")).unwrap_or(text.as_str()).to_string();
     let from_bracket = pattern.find('[').map_or(pattern, |i| &pattern[i..]).to_string();
