@@ -325,7 +325,9 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         server: server.clone(),
         log,
         options: opts.clone(),
+        listeners_stop: stop.clone(),
     });
+    let admin_stop = CancellationToken::new();
     if let Some(l) = admin_listener {
         if let Some(path) = &opts.admin_address_path {
             if let Ok(a) = l.local_addr() {
@@ -333,7 +335,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
             }
         }
         if !init_only {
-            tokio::spawn(admin::serve(l, admin_state.clone(), stop.clone()));
+            tokio::spawn(admin::serve(l, admin_state.clone(), admin_stop.clone()));
         }
     }
     server.stats.initialization_time_ms.record(init_started.elapsed().as_millis() as u64);
@@ -357,6 +359,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         tracing::info!(target: "main", "drain time elapsed with {} connections open; closing them", server.stats.total_connections.value());
     }
     flush.abort();
+    admin_stop.cancel();
     tracing::info!(target: "main", "exiting");
     Ok(())
 }

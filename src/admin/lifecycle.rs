@@ -21,17 +21,14 @@ pub(crate) fn quit(state: &AdminState, _req: &AdminRequest) -> Reply {
     Reply::ok()
 }
 
-/// `POST /drain_listeners`.
-///
-/// TODO: stop (or, with `graceful`, first drain) the listeners. The admin state has no handle
-/// on the listener tasks yet, so this only logs that nothing was drained.
-pub(crate) fn drain_listeners(_state: &AdminState, req: &AdminRequest) -> Reply {
-    tracing::warn!(
-        target: "admin",
-        "/drain_listeners (graceful={}, skip_exit={}, inboundonly={}) is not implemented yet; listeners keep accepting",
-        req.params.has("graceful"),
-        req.params.has("skip_exit"),
-        req.params.has("inboundonly")
-    );
+/// `POST /drain_listeners`: listeners stop accepting (open connections go on). With
+/// `graceful` and without `skip_exit`, the whole server drains and exits as on SIGTERM.
+pub(crate) fn drain_listeners(state: &AdminState, req: &AdminRequest) -> Reply {
+    if req.params.has("graceful") && !req.params.has("skip_exit") {
+        state.server.quit.cancel();
+    } else {
+        state.listeners_stop.cancel();
+    }
+    tracing::info!(target: "admin", "/drain_listeners: listeners stopped accepting");
     Reply::ok()
 }

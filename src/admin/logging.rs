@@ -115,11 +115,9 @@ pub(crate) fn handle(state: &AdminState, req: &AdminRequest) -> Reply {
     }
 }
 
-/// `POST /reopen_logs`: reopens `--log-path` (after rotation).
-///
-/// TODO: reopen file access logs too, once the access-log sinks expose a reopen hook.
+/// `POST /reopen_logs`: reopens `--log-path` and every file access log (after rotation).
 pub(crate) fn reopen_logs(state: &AdminState, _req: &AdminRequest) -> Reply {
-    match state.log.reopen() {
+    match state.log.reopen().and_then(|()| crate::access_log_build::reopen_all()) {
         Ok(()) => Reply::ok(),
         Err(e) => Reply::new(500, TEXT, format!("cannot reopen the log file: {e}\n")),
     }

@@ -66,6 +66,8 @@ pub struct AdminState {
     pub server: Arc<ServerState>,
     pub log: Arc<LogControl>,
     pub options: Options,
+    /// Cancelled by `/drain_listeners`: the traffic listeners stop accepting.
+    pub listeners_stop: CancellationToken,
 }
 
 /// `text/plain; charset=UTF-8`, Envoy's admin default.

@@ -155,6 +155,7 @@ fn state_for(yaml: &str) -> AdminState {
         // "off": the first state installs the process-wide subscriber; keep test output quiet.
         log: LogControl::init("off", &[], None).expect("log control"),
         options: Options::parse_from(["legate", "-c", "configs/good.yaml", "--concurrency", "2", "--base-id", "2"]),
+        listeners_stop: tokio_util::sync::CancellationToken::new(),
     }
 }
 

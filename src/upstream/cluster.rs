@@ -162,18 +162,30 @@ impl Cluster {
     }
 
     /// Opens a TCP connection to `host` within `connect_timeout`, counting Envoy's stats.
+    /// As in Envoy's TCP connection pool, the connection is also one upstream request: pending
+    /// while connecting, active for the connection's life.
     pub async fn connect(self: &Arc<Self>, host: &Arc<Host>) -> Result<UpstreamConn, ConnectError> {
         let started = Instant::now();
         self.stats.upstream_cx_total.inc();
+        self.stats.upstream_rq_pending_total.inc();
+        self.stats.upstream_rq_pending_active.inc();
         host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
         let result =
             tokio::time::timeout(self.config.connect_timeout, connect_socket(host.address, self.config.tcp_keepalive))
                 .await;
+        self.stats.upstream_rq_pending_active.dec();
+        if !matches!(result, Ok(Ok(_))) {
+            self.stats.upstream_rq_pending_failure_eject.inc();
+        }
         match result {
             Ok(Ok(stream)) => {
                 self.stats.upstream_cx_connect_ms.record(started.elapsed().as_millis() as u64);
                 self.stats.upstream_cx_active.inc();
+                self.stats.upstream_rq_total.inc();
+                self.stats.upstream_rq_active.inc();
                 host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
+                host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
+                host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
                 let max = u64::from(self.config.default_thresholds.max_connections);
                 if self.stats.upstream_cx_active.value() >= max {
                     self.cb_default.cx_open.set(1);
@@ -241,12 +253,18 @@ impl Drop for UpstreamConn {
     fn drop(&mut self) {
         let s = &self.cluster.stats;
         s.upstream_cx_active.dec();
+        s.upstream_rq_active.dec();
         self.host.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
+        self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+        // The connection's own request is active until the end, as Envoy counts it.
         s.upstream_cx_destroy.inc();
+        s.upstream_cx_destroy_with_active_rq.inc();
         if self.closed_by_remote {
             s.upstream_cx_destroy_remote.inc();
+            s.upstream_cx_destroy_remote_with_active_rq.inc();
         } else {
             s.upstream_cx_destroy_local.inc();
+            s.upstream_cx_destroy_local_with_active_rq.inc();
         }
         s.upstream_cx_length_ms.record(self.opened.elapsed().as_millis() as u64);
         let max = u64::from(self.cluster.config.default_thresholds.max_connections);
