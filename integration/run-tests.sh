@@ -169,7 +169,7 @@ step docker-compose docker-compose -f docker-compose.yml config -q || true
 
 log "test summary"
 if [ -s "$TEST_LOG" ]; then
-    grep -E '^ *Running |^ *Doc-tests |^test result:' "$TEST_LOG" | sed -E 's/ \(target[^)]*\)//' || true
+    grep -E '^ *Running |^ *Doc-tests |^test result:' "$TEST_LOG" | sed -E 's/ \([^)]*deps\/([^)]*)-[0-9a-f]+\)$/ (\1)/' || true
     echo
     echo "ignored tests (each says why):"
     grep -E ' \.\.\. ignored' "$TEST_LOG" | sed 's/^test /  /' || echo "  none"
