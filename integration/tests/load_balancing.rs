@@ -51,11 +51,10 @@ fn same_client_ip_always_lands_on_same_upstream(lb_policy: &str) {
     let pool = Pool::new();
     let (_legate, port) = pool.serve(lb_policy, "hash_policy:\n- source_ip: {}");
     let mut chosen: BTreeMap<Ipv4Addr, BTreeSet<String>> = BTreeMap::new();
-    for round in 0..5 {
+    for _round in 0..5 {
         for ip in client_ips(16) {
             let banner = peers::banner_via_from(ip, port);
             chosen.entry(ip).or_default().insert(banner);
-            let _ = round;
         }
     }
     for (ip, upstreams) in &chosen {
@@ -109,13 +108,11 @@ fn every_lb_policy_reaches_every_upstream() {
         let pool = Pool::new();
         let (legate, port) = pool.serve(policy, "hash_policy:\n- source_ip: {}");
         let mut used = BTreeSet::new();
-        // 60 connections from 20 client IPs: for RANDOM the chance of missing a host is
-        // 3·(2/3)^60 ≈ 1e-10; hash policies spread the 20 IPs.
-        for round in 0..3 {
-            for ip in client_ips(20) {
-                used.insert(peers::banner_via_from(ip, port));
-                let _ = round;
-            }
+        // 60 connections from 60 client IPs. The chance that a working policy leaves one of
+        // the 3 hosts out is about 3·(2/3)^60 ≈ 1e-10 (hash policies: each IP lands on a
+        // host with probability ~1/3; RANDOM and LEAST_REQUEST pick at random).
+        for ip in client_ips(60) {
+            used.insert(peers::banner_via_from(ip, port));
         }
         let want: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         assert_eq!(used, want, "{policy} did not reach every upstream");
