@@ -12,7 +12,15 @@ use legate::logging::LogControl;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let opts = Options::parse();
+    // Envoy exits 1 on any unparsable argument (clap's default is 2); help goes to stdout, 0.
+    let opts = match Options::try_parse() {
+        Ok(o) => o,
+        Err(e) => {
+            let code = if e.use_stderr() { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+            let _ = e.print();
+            return code;
+        }
+    };
     if opts.version {
         print!("{}", cli::version_text());
         return ExitCode::SUCCESS;

@@ -162,7 +162,7 @@ struct BuildCx<'a> {
 }
 
 fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Result<ListenerShared, String> {
-    let (stats, workers) = listener::listener_stats(b.store, cfg, local, b.concurrency);
+    let (stats, workers) = listener::listener_stats(b.store, cfg, b.concurrency);
     let mut chains = Vec::new();
     for c in &cfg.filter_chains {
         chains.push((c.matcher.clone(), build_chain(c, b.store, b.cm)?));
@@ -302,10 +302,11 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
             Bound::Udp(sock) => {
                 let Some(u) = &cfg.udp_proxy else { continue };
                 // UDP listeners have the same `listener.<addr>.` tree plus `udp.*`.
-                let _ = listener::listener_stats(&store, cfg, local, concurrency);
-                let _ =
-                    listener::UdpListenerStats::new(&store, &format!("listener.{}.udp.", cfg.stats_name(local.port())));
-                let proxy = Arc::new(UdpProxy::new(u, &store, &cm));
+                let _ = listener::listener_stats(&store, cfg, concurrency);
+                let _ = listener::UdpListenerStats::new(&store, &format!("listener.{}.udp.", cfg.stats_name()));
+                let proxy = Arc::new(
+                    UdpProxy::new(u, &store, &cm, local).map_err(|e| vec![format!("listener '{}': {e}", cfg.name)])?,
+                );
                 if !init_only {
                     udp_tasks.push(tokio::spawn(proxy.run(sock)));
                 }
@@ -370,7 +371,21 @@ async fn wait_for_shutdown(quit: &CancellationToken) {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate()).ok();
         let mut int = signal(SignalKind::interrupt()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
+        // SIGHUP is logged and ignored, as Envoy does ("caught and eating SIGHUP").
+        let eat_hup = async {
+            loop {
+                match hup.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                        tracing::info!(target: "main", "caught and eating SIGHUP. See documentation for how to hot restart.");
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        };
         tokio::select! {
+            _ = eat_hup => {}
             _ = quit.cancelled() => {}
             _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
             _ = async { match int.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}

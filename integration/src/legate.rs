@@ -12,10 +12,7 @@ use crate::process::{self, wait_until, Finished, Proc, TempDir, PATIENCE};
 
 /// The workspace root (this crate lives in `<root>/integration`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("integration/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
 }
 
 /// The `legate` binary: `$LEGATE_BIN`, else `$CARGO_TARGET_DIR/debug/legate`, else
@@ -28,13 +25,7 @@ pub fn legate_binary() -> PathBuf {
         None => {
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map(PathBuf::from)
-                .map(|t| {
-                    if t.is_relative() {
-                        workspace_root().join(t)
-                    } else {
-                        t
-                    }
-                })
+                .map(|t| if t.is_relative() { workspace_root().join(t) } else { t })
                 .unwrap_or_else(|| workspace_root().join("target"));
             target.join("debug").join("legate")
         }
@@ -82,9 +73,7 @@ fn check_fresh(bin: &Path) {
 }
 
 fn mtime(p: &Path) -> SystemTime {
-    std::fs::metadata(p)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
+    std::fs::metadata(p).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Runs `legate <args>` to completion (bounded) in `cwd`.
@@ -101,8 +90,7 @@ pub fn validate(path: &Path, extra: &[&str]) -> Finished {
 }
 
 /// The admin block every test config uses: 127.0.0.1, port chosen by the kernel.
-pub const ADMIN_EPHEMERAL: &str =
-    "admin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: 0}\n";
+pub const ADMIN_EPHEMERAL: &str = "admin:\n  address:\n    socket_address: {address: 127.0.0.1, port_value: 0}\n";
 
 /// A serving Legate. Killed by PID when dropped (use [`Legate::stop`] for a clean shutdown).
 pub struct Legate {
@@ -139,12 +127,7 @@ impl Legate {
             .args(extra)
             .current_dir(dir.path());
         let proc = Proc::spawn("legate", cmd, &dir);
-        Legate {
-            proc,
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            dir,
-            config,
-        }
+        Legate { proc, admin: SocketAddr::from(([127, 0, 0, 1], 0)), dir, config }
     }
 
     /// Waits for the admin address file and for `/ready` to answer `LIVE`.
@@ -153,10 +136,7 @@ impl Legate {
         let proc = &mut self.proc;
         let admin: SocketAddr = wait_until("legate to write its admin address", PATIENCE, || {
             if let Some(status) = proc.try_exit() {
-                panic!(
-                    "legate exited with {status} before serving; stderr:\n{}",
-                    proc.stderr_text()
-                );
+                panic!("legate exited with {status} before serving; stderr:\n{}", proc.stderr_text());
             }
             std::fs::read_to_string(&file).ok()?.trim().parse().ok()
         });
@@ -204,21 +184,11 @@ impl Legate {
     /// `/listeners` when the admin endpoint has it, else from the `listener.<ip>_<port>.*`
     /// stats, which only works when there is exactly one listener.
     pub fn listener_port(&self, name: &str) -> u16 {
-        if let Ok(r) = admin::request(self.admin, "GET", "/listeners") {
-            if r.status == 200 {
-                if let Some(a) = admin::parse_listeners(&r.body).get(name) {
-                    return a.port();
-                }
-            }
-        }
-        let ports = self.stats().listener_ports();
-        assert_eq!(
-            ports.len(),
-            1,
-            "cannot tell which port listener '{name}' is on: /listeners did not list it and \
-             the stats show listener ports {ports:?}"
-        );
-        ports.into_iter().next().expect("one port")
+        let r = admin::request(self.admin, "GET", "/listeners").expect("GET /listeners");
+        admin::parse_listeners(&r.body)
+            .get(name)
+            .unwrap_or_else(|| panic!("legate /listeners has no '{name}':\n{}", r.body))
+            .port()
     }
 
     /// The listener's address on 127.0.0.1.

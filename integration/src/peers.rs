@@ -63,12 +63,7 @@ impl TcpEcho {
                 });
             }
         });
-        TcpEcho {
-            addr,
-            stop,
-            accepted,
-            thread: Some(thread),
-        }
+        TcpEcho { addr, stop, accepted, thread: Some(thread) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -130,8 +125,7 @@ pub struct UdpEcho {
 impl UdpEcho {
     pub fn start() -> UdpEcho {
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind UDP echo");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("UDP echo read timeout");
+        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("UDP echo read timeout");
         let addr = sock.local_addr().expect("UDP echo address");
         let stop = Arc::new(AtomicBool::new(false));
         let received = Arc::new(AtomicUsize::new(0));
@@ -145,12 +139,7 @@ impl UdpEcho {
                 }
             }
         });
-        UdpEcho {
-            addr,
-            stop,
-            received,
-            thread: Some(thread),
-        }
+        UdpEcho { addr, stop, received, thread: Some(thread) }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -182,13 +171,8 @@ pub struct DeadPort {
 impl DeadPort {
     pub fn new() -> DeadPort {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-        s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
-            .expect("bind dead port");
-        let addr = s
-            .local_addr()
-            .expect("dead port address")
-            .as_socket()
-            .expect("inet address");
+        s.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).expect("bind dead port");
+        let addr = s.local_addr().expect("dead port address").as_socket().expect("inet address");
         DeadPort { _socket: s, addr }
     }
 
@@ -211,10 +195,7 @@ impl Default for DeadPort {
 /// cannot bind port 0 themselves and report it (redis-server, a `--config-yaml` override):
 /// another process could take it in between, so callers retry where that matters.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("bind port 0").port()
 }
 
 /// Connects to 127.0.0.1:`port` with [`IO_TIMEOUT`] on reads and writes.
@@ -226,17 +207,12 @@ pub fn connect(port: u16) -> TcpStream {
 /// Linux without configuration).
 pub fn connect_from(src: Ipv4Addr, port: u16) -> TcpStream {
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    s.bind(&SocketAddr::from((src, 0)).into())
-        .unwrap_or_else(|e| panic!("bind client socket to {src}: {e}"));
-    s.connect_timeout(
-        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into(),
-        IO_TIMEOUT,
-    )
-    .unwrap_or_else(|e| panic!("connect {src} -> 127.0.0.1:{port}: {e}"));
+    s.bind(&SocketAddr::from((src, 0)).into()).unwrap_or_else(|e| panic!("bind client socket to {src}: {e}"));
+    s.connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)).into(), IO_TIMEOUT)
+        .unwrap_or_else(|e| panic!("connect {src} -> 127.0.0.1:{port}: {e}"));
     let s: TcpStream = s.into();
     s.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-    s.set_write_timeout(Some(IO_TIMEOUT))
-        .expect("write timeout");
+    s.set_write_timeout(Some(IO_TIMEOUT)).expect("write timeout");
     s
 }
 
@@ -247,16 +223,10 @@ pub fn read_line(s: &mut TcpStream) -> String {
     let mut b = [0u8; 1];
     loop {
         match s.read(&mut b) {
-            Ok(0) => panic!(
-                "connection closed before end of line (got {:?})",
-                String::from_utf8_lossy(&out)
-            ),
+            Ok(0) => panic!("connection closed before end of line (got {:?})", String::from_utf8_lossy(&out)),
             Ok(_) if b[0] == b'\n' => return String::from_utf8_lossy(&out).into_owned(),
             Ok(_) => out.push(b[0]),
-            Err(e) => panic!(
-                "reading a line failed after {:?}: {e}",
-                String::from_utf8_lossy(&out)
-            ),
+            Err(e) => panic!("reading a line failed after {:?}: {e}", String::from_utf8_lossy(&out)),
         }
     }
 }
@@ -287,10 +257,7 @@ pub fn is_closed_by_peer(s: &mut TcpStream) -> bool {
     match s.read(&mut b) {
         Ok(0) => true,
         Ok(_) => false,
-        Err(e) => matches!(
-            e.kind(),
-            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-        ),
+        Err(e) => matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted),
     }
 }
 

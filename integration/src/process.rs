@@ -24,16 +24,10 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "legate-it-{tag}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let path = std::env::temp_dir().join(format!("legate-it-{tag}-{}-{n}-{nanos}", std::process::id()));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         TempDir { path }
     }
 
@@ -67,9 +61,7 @@ pub fn in_ci() -> bool {
 /// Finds `name` on `PATH`.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// The path of a binary a test needs. A missing binary fails the test with a message that says
@@ -130,16 +122,8 @@ impl Proc {
         let out = fs::File::create(&stdout).expect("create stdout capture file");
         let err = fs::File::create(&stderr).expect("create stderr capture file");
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
-        Proc {
-            name: name.to_string(),
-            child,
-            stdout,
-            stderr,
-            status: None,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name} ({:?}): {e}", cmd.get_program()));
+        Proc { name: name.to_string(), child, stdout, stderr, status: None }
     }
 
     pub fn pid(&self) -> u32 {
@@ -150,21 +134,10 @@ impl Proc {
     /// shell's `kill` builtin (no libc bindings needed).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("sh")
-            .args([
-                "-c",
-                "kill -s \"$1\" \"$2\"",
-                "sh",
-                sig,
-                &self.pid().to_string(),
-            ])
+            .args(["-c", "kill -s \"$1\" \"$2\"", "sh", sig, &self.pid().to_string()])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not send SIG{sig} to {} (pid {})",
-            self.name,
-            self.pid()
-        );
+        assert!(ok, "could not send SIG{sig} to {} (pid {})", self.name, self.pid());
     }
 
     /// The exit status if the process has exited.
@@ -200,12 +173,7 @@ impl Drop for Proc {
             let err = self.stderr_text();
             let lines: Vec<&str> = err.lines().collect();
             let tail = &lines[lines.len().saturating_sub(40)..];
-            eprintln!(
-                "[legate-it] last stderr lines of {} (pid {}):\n{}",
-                self.name,
-                self.child.id(),
-                tail.join("\n")
-            );
+            eprintln!("[legate-it] last stderr lines of {} (pid {}):\n{}", self.name, self.child.id(), tail.join("\n"));
         }
     }
 }
@@ -226,14 +194,8 @@ pub fn run_to_end<S: AsRef<OsStr>>(program: &Path, args: &[S], cwd: Option<&Path
     if let Some(c) = cwd {
         cmd.current_dir(c);
     }
-    let name = program
-        .file_name()
-        .map_or("cmd".into(), |n| n.to_string_lossy().into_owned());
+    let name = program.file_name().map_or("cmd".into(), |n| n.to_string_lossy().into_owned());
     let mut p = Proc::spawn(&name, cmd, &dir);
     let status = p.wait_exit(PATIENCE);
-    Finished {
-        code: status.code(),
-        stdout: p.stdout_text(),
-        stderr: p.stderr_text(),
-    }
+    Finished { code: status.code(), stdout: p.stdout_text(), stderr: p.stderr_text() }
 }

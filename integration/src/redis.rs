@@ -46,11 +46,7 @@ impl RedisServer {
                     break; // most likely the port was taken: try another
                 }
                 if ping(port) {
-                    return RedisServer {
-                        port,
-                        _proc: proc,
-                        _dir: dir,
-                    };
+                    return RedisServer { port, _proc: proc, _dir: dir };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -80,12 +76,6 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
     let mut all = vec!["-h", "127.0.0.1", "-p", port.as_str()];
     all.extend_from_slice(args);
     let out = process::run_to_end(&bin, &all, None);
-    assert_eq!(
-        out.code,
-        Some(0),
-        "redis-cli {all:?} failed: {}{}",
-        out.stdout,
-        out.stderr
-    );
+    assert_eq!(out.code, Some(0), "redis-cli {all:?} failed: {}{}", out.stdout, out.stderr);
     out.stdout.trim().to_string()
 }

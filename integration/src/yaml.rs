@@ -8,10 +8,7 @@ use crate::legate::ADMIN_EPHEMERAL;
 
 fn indent(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| format!("{pad}{l}\n"))
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{pad}{l}\n")).collect()
 }
 
 /// A listener with one tcp_proxy filter; `fields` are the TcpProxy fields, one per line,
@@ -34,26 +31,15 @@ pub fn udp_proxy_listener(name: &str, stat_prefix: &str, cluster: &str, fields: 
 
 /// A cluster of discovery `kind` (`STATIC`, `STRICT_DNS`, ...) with `lb_policy` over
 /// `hosts` (`(address, port)`); `extra` are further Cluster fields, unindented.
-pub fn cluster(
-    name: &str,
-    kind: &str,
-    lb_policy: &str,
-    hosts: &[(&str, u16)],
-    extra: &str,
-) -> String {
+pub fn cluster(name: &str, kind: &str, lb_policy: &str, hosts: &[(&str, u16)], extra: &str) -> String {
     let endpoints: String = hosts
         .iter()
         .map(|(a, p)| {
-            format!(
-                "        - endpoint: {{address: {{socket_address: {{address: {a}, port_value: {p}}}}}}}\n"
-            )
+            format!("        - endpoint: {{address: {{socket_address: {{address: {a}, port_value: {p}}}}}}}\n")
         })
         .collect();
-    let endpoints = if hosts.is_empty() {
-        String::new()
-    } else {
-        format!("      endpoints:\n      - lb_endpoints:\n{endpoints}")
-    };
+    let endpoints =
+        if hosts.is_empty() { String::new() } else { format!("      endpoints:\n      - lb_endpoints:\n{endpoints}") };
     format!(
         "  - name: {name}\n    type: {kind}\n    connect_timeout: 1s\n    lb_policy: {lb_policy}\n{}    load_assignment:\n      cluster_name: {name}\n{endpoints}",
         indent(extra, 4)
@@ -62,10 +48,7 @@ pub fn cluster(
 
 /// A STATIC round-robin cluster over `hosts`.
 pub fn static_cluster(name: &str, hosts: &[SocketAddr]) -> String {
-    let owned: Vec<(String, u16)> = hosts
-        .iter()
-        .map(|h| (h.ip().to_string(), h.port()))
-        .collect();
+    let owned: Vec<(String, u16)> = hosts.iter().map(|h| (h.ip().to_string(), h.port())).collect();
     let refs: Vec<(&str, u16)> = owned.iter().map(|(a, p)| (a.as_str(), *p)).collect();
     cluster(name, "STATIC", "ROUND_ROBIN", &refs, "")
 }
@@ -92,10 +75,7 @@ pub fn bootstrap(listeners: &[String], clusters: &[String]) -> String {
 /// cluster `cluster` over `hosts`.
 pub fn simple_tcp_proxy(name: &str, cluster_name: &str, hosts: &[SocketAddr]) -> String {
     bootstrap(
-        &[tcp_proxy_listener(
-            name,
-            &format!("stat_prefix: {name}\ncluster: {cluster_name}"),
-        )],
+        &[tcp_proxy_listener(name, &format!("stat_prefix: {name}\ncluster: {cluster_name}"))],
         &[static_cluster(cluster_name, hosts)],
     )
 }

@@ -6,17 +6,8 @@ use legate_integration::{yaml, Legate};
 fn echo_via_named_cluster(kind: &str) {
     let echo = TcpEcho::start();
     let cfg = yaml::bootstrap(
-        &[yaml::tcp_proxy_listener(
-            "dns",
-            "stat_prefix: dns\ncluster: by_name",
-        )],
-        &[yaml::cluster(
-            "by_name",
-            kind,
-            "ROUND_ROBIN",
-            &[("localhost", echo.port())],
-            "dns_lookup_family: V4_ONLY",
-        )],
+        &[yaml::tcp_proxy_listener("dns", "stat_prefix: dns\ncluster: by_name")],
+        &[yaml::cluster("by_name", kind, "ROUND_ROBIN", &[("localhost", echo.port())], "dns_lookup_family: V4_ONLY")],
     );
     let legate = Legate::start(&cfg);
     let port = legate.listener_port("dns");

@@ -14,26 +14,14 @@ struct Pool {
 
 impl Pool {
     fn new() -> Pool {
-        Pool {
-            upstreams: ["a", "b", "c"]
-                .iter()
-                .map(|n| TcpEcho::with_banner(n))
-                .collect(),
-        }
+        Pool { upstreams: ["a", "b", "c"].iter().map(|n| TcpEcho::with_banner(n)).collect() }
     }
 
     /// Legate with one tcp_proxy listener to a cluster of the three upstreams.
     fn serve(&self, lb_policy: &str, tcp_proxy_extra: &str) -> (Legate, u16) {
-        let hosts: Vec<(&str, u16)> = self
-            .upstreams
-            .iter()
-            .map(|u| ("127.0.0.1", u.port()))
-            .collect();
+        let hosts: Vec<(&str, u16)> = self.upstreams.iter().map(|u| ("127.0.0.1", u.port())).collect();
         let cfg = yaml::bootstrap(
-            &[yaml::tcp_proxy_listener(
-                "lb",
-                &format!("stat_prefix: lb\ncluster: pool\n{tcp_proxy_extra}"),
-            )],
+            &[yaml::tcp_proxy_listener("lb", &format!("stat_prefix: lb\ncluster: pool\n{tcp_proxy_extra}"))],
             &[yaml::cluster("pool", "STATIC", lb_policy, &hosts, "")],
         );
         let legate = Legate::start(&cfg);
@@ -58,11 +46,7 @@ fn same_client_ip_always_lands_on_same_upstream(lb_policy: &str) {
         }
     }
     for (ip, upstreams) in &chosen {
-        assert_eq!(
-            upstreams.len(),
-            1,
-            "{lb_policy}: client {ip} reached {upstreams:?}"
-        );
+        assert_eq!(upstreams.len(), 1, "{lb_policy}: client {ip} reached {upstreams:?}");
     }
     // Different clients are spread: with 16 client IPs over 3 hosts, all on one host would
     // mean the hash ignores the client (chance ~1e-7 for a working hash).
@@ -86,11 +70,7 @@ fn round_robin_rotates_through_every_upstream_in_turn() {
     let (_legate, port) = pool.serve("ROUND_ROBIN", "");
     let seq: Vec<String> = (0..12).map(|_| peers::banner_via(port)).collect();
     let first: BTreeSet<&String> = seq[..3].iter().collect();
-    assert_eq!(
-        first.len(),
-        3,
-        "first three picks must be distinct: {seq:?}"
-    );
+    assert_eq!(first.len(), 3, "first three picks must be distinct: {seq:?}");
     for (i, b) in seq.iter().enumerate() {
         assert_eq!(b, &seq[i % 3], "round robin must repeat its cycle: {seq:?}");
     }
@@ -98,13 +78,7 @@ fn round_robin_rotates_through_every_upstream_in_turn() {
 
 #[test]
 fn every_lb_policy_reaches_every_upstream() {
-    for policy in [
-        "ROUND_ROBIN",
-        "LEAST_REQUEST",
-        "RANDOM",
-        "RING_HASH",
-        "MAGLEV",
-    ] {
+    for policy in ["ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"] {
         let pool = Pool::new();
         let (legate, port) = pool.serve(policy, "hash_policy:\n- source_ip: {}");
         let mut used = BTreeSet::new();
@@ -116,11 +90,6 @@ fn every_lb_policy_reaches_every_upstream() {
         }
         let want: BTreeSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         assert_eq!(used, want, "{policy} did not reach every upstream");
-        assert_eq!(
-            legate
-                .stats()
-                .value("cluster.pool.upstream_cx_connect_fail"),
-            0
-        );
+        assert_eq!(legate.stats().value("cluster.pool.upstream_cx_connect_fail"), 0);
     }
 }

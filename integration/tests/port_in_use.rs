@@ -13,28 +13,17 @@ fn tcp_port_in_use_exits_1_naming_the_listener() {
     let port = squatter.local_addr().expect("addr").port();
     let echo = TcpEcho::start();
     let cfg = yaml::bootstrap(
-        &[
-            yaml::tcp_proxy_listener("busy_listener", "stat_prefix: busy\ncluster: echo")
-                .replace("port_value: 0", &format!("port_value: {port}")),
-        ],
+        &[yaml::tcp_proxy_listener("busy_listener", "stat_prefix: busy\ncluster: echo")
+            .replace("port_value: 0", &format!("port_value: {port}"))],
         &[yaml::static_cluster("echo", &[echo.addr()])],
     );
     let mut legate = Legate::spawn(&cfg, &[]);
     let code = legate.wait_exit(PATIENCE);
     let stderr = legate.proc.stderr_text();
     assert_eq!(code, Some(1), "stderr:\n{stderr}");
-    assert!(
-        stderr.contains("busy_listener"),
-        "stderr must name the listener:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port}")),
-        "stderr must name the address:\n{stderr}"
-    );
-    assert!(
-        stderr.to_lowercase().contains("in use"),
-        "stderr must say the address is in use:\n{stderr}"
-    );
+    assert!(stderr.contains("busy_listener"), "stderr must name the listener:\n{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "stderr must name the address:\n{stderr}");
+    assert!(stderr.to_lowercase().contains("in use"), "stderr must say the address is in use:\n{stderr}");
     drop(squatter);
 }
 
@@ -46,20 +35,14 @@ fn udp_port_in_use_exits_1_naming_the_listener() {
     let cfg = yaml::bootstrap(
         &[yaml::udp_proxy_listener("busy_udp", "busy_udp", "sink", "")
             .replace("port_value: 0", &format!("port_value: {port}"))],
-        &[yaml::static_cluster(
-            "sink",
-            &[upstream.local_addr().expect("addr")],
-        )],
+        &[yaml::static_cluster("sink", &[upstream.local_addr().expect("addr")])],
     );
     let mut legate = Legate::spawn(&cfg, &[]);
     let code = legate.wait_exit(PATIENCE);
     let stderr = legate.proc.stderr_text();
     assert_eq!(code, Some(1), "stderr:\n{stderr}");
     assert!(stderr.contains("busy_udp"), "stderr:\n{stderr}");
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port}")),
-        "stderr:\n{stderr}"
-    );
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "stderr:\n{stderr}");
 }
 
 #[test]
@@ -76,12 +59,6 @@ fn admin_port_in_use_exits_1() {
     let code = legate.wait_exit(PATIENCE);
     let stderr = legate.proc.stderr_text();
     assert_eq!(code, Some(1), "stderr:\n{stderr}");
-    assert!(
-        stderr.contains("admin"),
-        "stderr must name the admin listener:\n{stderr}"
-    );
-    assert!(
-        stderr.contains(&format!("127.0.0.1:{port}")),
-        "stderr:\n{stderr}"
-    );
+    assert!(stderr.contains("admin"), "stderr must name the admin listener:\n{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "stderr:\n{stderr}");
 }

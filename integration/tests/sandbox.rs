@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use legate_integration::legate::workspace_root;
 
 fn compose() -> String {
-    std::fs::read_to_string(workspace_root().join("docker-compose.yml"))
-        .expect("read docker-compose.yml")
+    std::fs::read_to_string(workspace_root().join("docker-compose.yml")).expect("read docker-compose.yml")
 }
 
 fn example_configs() -> Vec<String> {
@@ -48,10 +47,7 @@ fn docker_compose_serves_every_example_config() {
     let text = compose();
     for f in example_configs() {
         let arg = format!("\"configs/{f}\"");
-        assert!(
-            text.contains(&arg),
-            "docker-compose.yml has no Legate service running {arg}"
-        );
+        assert!(text.contains(&arg), "docker-compose.yml has no Legate service running {arg}");
     }
 }
 
@@ -62,8 +58,7 @@ fn every_upstream_host_name_in_the_examples_is_a_compose_service() {
     let re = regex::Regex::new(r"address:\s*([A-Za-z][A-Za-z0-9.-]*)\s*,").expect("regex");
     let mut hosts = BTreeSet::new();
     for f in example_configs() {
-        let cfg = std::fs::read_to_string(workspace_root().join("configs").join(&f))
-            .expect("read config");
+        let cfg = std::fs::read_to_string(workspace_root().join("configs").join(&f)).expect("read config");
         for c in re.captures_iter(&cfg) {
             let host = &c[1];
             hosts.insert(host.to_string());

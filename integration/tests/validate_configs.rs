@@ -32,10 +32,7 @@ const INVALID: &[Expect] = &[
     Expect {
         file: "unknown-top-level-field.yaml",
         location: "static_resource (line 5, column 1)",
-        message: &[
-            "unknown field 'static_resource'",
-            "did you mean 'static_resources'?",
-        ],
+        message: &["unknown field 'static_resource'", "did you mean 'static_resources'?"],
     },
     Expect {
         file: "wrong-type.yaml",
@@ -93,35 +90,15 @@ fn yaml_files(dir: &Path) -> Vec<String> {
 }
 
 fn check_invalid(file: &str) {
-    let e = INVALID
-        .iter()
-        .find(|e| e.file == file)
-        .unwrap_or_else(|| panic!("no expectation for {file}"));
+    let e = INVALID.iter().find(|e| e.file == file).unwrap_or_else(|| panic!("no expectation for {file}"));
     let rel = format!("configs/invalid/{file}");
     let out = run_legate(&["--mode", "validate", "-c", &rel], Some(&workspace_root()));
     assert_eq!(out.code, Some(1), "{file} must be rejected: {out:?}");
-    assert!(
-        out.stdout.is_empty(),
-        "stdout must be empty: {:?}",
-        out.stdout
-    );
-    assert!(
-        out.stderr.contains(&format!("'{rel}'")),
-        "stderr must name the file {rel}:\n{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains(e.location),
-        "stderr must point at {:?}:\n{}",
-        e.location,
-        out.stderr
-    );
+    assert!(out.stdout.is_empty(), "stdout must be empty: {:?}", out.stdout);
+    assert!(out.stderr.contains(&format!("'{rel}'")), "stderr must name the file {rel}:\n{}", out.stderr);
+    assert!(out.stderr.contains(e.location), "stderr must point at {:?}:\n{}", e.location, out.stderr);
     for m in e.message {
-        assert!(
-            out.stderr.contains(m),
-            "stderr must say {m:?}:\n{}",
-            out.stderr
-        );
+        assert!(out.stderr.contains(m), "stderr must say {m:?}:\n{}", out.stderr);
     }
 }
 
@@ -201,21 +178,10 @@ fn unsupported_envoy_field_is_rejected_as_not_supported_by_legate() {
 
 #[test]
 fn allow_unknown_static_fields_turns_unknown_and_unsupported_fields_into_warnings() {
-    for (file, field) in [
-        ("unknown-field-typo.yaml", "idle_timout"),
-        ("unsupported-field.yaml", "tunneling_config"),
-    ] {
+    for (file, field) in [("unknown-field-typo.yaml", "idle_timout"), ("unsupported-field.yaml", "tunneling_config")] {
         let rel = format!("configs/invalid/{file}");
-        let out = run_legate(
-            &[
-                "--mode",
-                "validate",
-                "-c",
-                &rel,
-                "--allow-unknown-static-fields",
-            ],
-            Some(&workspace_root()),
-        );
+        let out =
+            run_legate(&["--mode", "validate", "-c", &rel, "--allow-unknown-static-fields"], Some(&workspace_root()));
         assert_eq!(out.code, Some(0), "{file}: {out:?}");
         assert_eq!(out.stdout, format!("configuration '{rel}' OK\n"));
         assert!(
@@ -230,10 +196,7 @@ fn allow_unknown_static_fields_turns_unknown_and_unsupported_fields_into_warning
 fn allow_unknown_static_fields_counts_server_static_unknown_fields_when_serving() {
     let echo = TcpEcho::start();
     let cfg = yaml::bootstrap(
-        &[yaml::tcp_proxy_listener(
-            "l1",
-            "stat_prefix: l1\ncluster: echo\nidle_timout: 10s",
-        )],
+        &[yaml::tcp_proxy_listener("l1", "stat_prefix: l1\ncluster: echo\nidle_timout: 10s")],
         &[yaml::static_cluster("echo", &[echo.addr()])],
     );
     let legate = Legate::start_with(&cfg, &["--allow-unknown-static-fields"]);
@@ -247,10 +210,7 @@ fn allow_unknown_static_fields_counts_server_static_unknown_fields_when_serving(
 fn unknown_cluster_is_a_warning_and_connections_count_as_no_route() {
     let echo = TcpEcho::start();
     let cfg = yaml::bootstrap(
-        &[yaml::tcp_proxy_listener(
-            "l1",
-            "stat_prefix: l1\ncluster: echo_clustr",
-        )],
+        &[yaml::tcp_proxy_listener("l1", "stat_prefix: l1\ncluster: echo_clustr")],
         &[yaml::static_cluster("echo_cluster", &[echo.addr()])],
     );
     let dir = TempDir::new("unknown-cluster");
@@ -260,11 +220,7 @@ fn unknown_cluster_is_a_warning_and_connections_count_as_no_route() {
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stderr.contains("warning"), "{}", out.stderr);
     assert!(out.stderr.contains("'echo_clustr'"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("did you mean 'echo_cluster'?"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("did you mean 'echo_cluster'?"), "{}", out.stderr);
 
     let legate = Legate::start(&cfg);
     let mut c = peers::connect(legate.listener_port("l1"));
@@ -274,7 +230,6 @@ fn unknown_cluster_is_a_warning_and_connections_count_as_no_route() {
 }
 
 #[test]
-#[ignore = "legate bug: an empty config file validates as OK (exit 0); Envoy 1.40 rejects it with 'Unable to convert YAML as JSON' (envoy-captures cli/validate/empty.*)"]
 fn empty_config_file_is_rejected_like_envoy() {
     let dir = TempDir::new("empty");
     let path = dir.write("empty.yaml", "");
@@ -284,17 +239,10 @@ fn empty_config_file_is_rejected_like_envoy() {
 }
 
 #[test]
-#[ignore = "legate bug: errors inside a typed_config name the message 'Any' ('missing required field 'stat_prefix' in Any', 'field 'tunneling_config' of Any is not supported by Legate') instead of 'TcpProxy'"]
 fn tcp_proxy_errors_name_the_tcp_proxy_message() {
     for (file, want) in [
-        (
-            "missing-stat-prefix.yaml",
-            "missing required field 'stat_prefix' in TcpProxy",
-        ),
-        (
-            "unsupported-field.yaml",
-            "field 'tunneling_config' of TcpProxy is not supported by Legate",
-        ),
+        ("missing-stat-prefix.yaml", "missing required field 'stat_prefix' in TcpProxy"),
+        ("unsupported-field.yaml", "field 'tunneling_config' of TcpProxy is not supported by Legate"),
     ] {
         let out = validate(&configs_dir().join("invalid").join(file), &[]);
         assert!(out.stderr.contains(want), "{file}:\n{}", out.stderr);
@@ -302,21 +250,17 @@ fn tcp_proxy_errors_name_the_tcp_proxy_message() {
 }
 
 #[test]
-#[ignore = "legate bug: an Envoy network filter Legate lacks, given by @type (e.g. ...kafka_broker.v3.KafkaBroker), is reported as 'unknown network filter type ... (did you mean ...TcpProxy?)' instead of 'not supported by Legate': the ENVOY_ONLY match in src/config/filters.rs compares 'kafkabroker' against the type URL's 'kafka_broker'/'KafkaBroker'"]
 fn envoy_filter_legate_lacks_is_named_not_supported() {
-    let cfg = std::fs::read_to_string(configs_dir().join("legate-demo.yaml"))
-        .expect("read demo config")
-        .replace(
-            "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
-            "type.googleapis.com/envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker",
-        );
+    let cfg = std::fs::read_to_string(configs_dir().join("legate-demo.yaml")).expect("read demo config").replace(
+        "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+        "type.googleapis.com/envoy.extensions.filters.network.kafka_broker.v3.KafkaBroker",
+    );
     let dir = TempDir::new("kafka");
     let path = dir.write("kafka.yaml", &cfg);
     let out = validate(&path, &[]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("envoy.filters.network.kafka_broker")
-            && out.stderr.contains("not supported by Legate"),
+        out.stderr.contains("envoy.filters.network.kafka_broker") && out.stderr.contains("not supported by Legate"),
         "{}",
         out.stderr
     );

@@ -69,9 +69,12 @@ impl NetworkFilterConfig {
             }
             _ => {
                 let shown = if ty.is_empty() { name.clone() } else { ty.clone() };
-                let envoy_name = ENVOY_ONLY
-                    .iter()
-                    .find(|n| shown.contains(&n.replace("envoy.filters.network.", "").replace('_', "")) || **n == name);
+                // `type.googleapis.com/envoy.extensions.filters.network.<x>.v3.<Msg>` names
+                // the filter `envoy.filters.network.<x>`.
+                let envoy_name = ENVOY_ONLY.iter().find(|n| {
+                    let suffix = n.trim_start_matches("envoy.filters.network.");
+                    **n == name || **n == shown || shown.contains(&format!("filters.network.{suffix}."))
+                });
                 let msg = if let Some(n) = envoy_name {
                     format!("network filter '{n}' is not supported by Legate yet")
                 } else if let Some(best) = did_you_mean(&shown, KNOWN.iter().flat_map(|(t, n)| [*t, *n])) {
@@ -210,6 +213,8 @@ pub struct UdpProxyConfig {
     pub idle_timeout: Duration,
     pub hash_source_ip: bool,
     pub per_packet_load_balancing: bool,
+    /// Logged once per session, when it ends.
+    pub access_log: Vec<AccessLogConfig>,
     pub path: String,
 }
 
@@ -249,11 +254,14 @@ impl UdpProxyConfig {
             s
         });
         let per_packet_load_balancing = o.bool("use_per_packet_load_balancing").unwrap_or(false);
+        if per_packet_load_balancing {
+            o.error("use_per_packet_load_balancing", "per-packet load balancing is not supported by Legate yet");
+        }
+        let access_log = access_logs(o);
         o.accept(&["upstream_socket_config"]);
         o.finish(&[
             "use_original_src_ip",
             "session_filters",
-            "access_log",
             "proxy_access_log",
             "tunneling_config",
             "access_log_options",
@@ -264,6 +272,7 @@ impl UdpProxyConfig {
             idle_timeout,
             hash_source_ip: hashes.iter().any(|h| *h),
             per_packet_load_balancing,
+            access_log,
             path: o.path.clone(),
         }
     }

@@ -171,8 +171,10 @@ impl ListenerConfig {
         }
     }
 
-    /// The `<address>` part of `listener.<address>.` stats: `stat_prefix` or `ip_port`.
-    pub fn stats_name(&self, bound_port: u16) -> String {
+    /// The `<address>` part of `listener.<address>.` stats: `stat_prefix` or `ip_port` of the
+    /// configured address (Envoy keeps `_0` for a port-0 listener; `/listeners` shows the port).
+    pub fn stats_name(&self) -> String {
+        let bound_port = self.address.port;
         match &self.stat_prefix {
             Some(p) => p.clone(),
             None => {

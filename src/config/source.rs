@@ -40,12 +40,16 @@ pub fn parse(text: &str, json: bool) -> Result<(Value, Positions), ParseFailure>
         serde_json::from_str(text)
             .map_err(|e| ParseFailure { message: e.to_string(), pos: Some(Pos { line: e.line(), col: e.column() }) })?
     } else {
-        if text.trim().is_empty() {
-            return Ok((Value::Object(Default::default()), Positions::default()));
-        }
         serde_saphyr::from_str::<Value>(text)
             .map_err(|e| ParseFailure { message: first_line(&e.to_string()), pos: None })?
     };
+    // An empty document (or a bare scalar) is not a bootstrap; Envoy rejects it too.
+    if !value.is_object() {
+        return Err(ParseFailure {
+            message: format!("the document must be a mapping (a Bootstrap), found {}", super::decode::kind(&value)),
+            pos: None,
+        });
+    }
     let positions = if json { Positions::default() } else { index_positions(text) };
     Ok((value, positions))
 }

@@ -112,14 +112,9 @@ pub async fn bind(cfg: &ListenerConfig) -> Result<(Bound, SocketAddr), String> {
     }
 }
 
-/// Builds the per-listener stats for a bound listener.
-pub fn listener_stats(
-    store: &Store,
-    cfg: &ListenerConfig,
-    local: SocketAddr,
-    concurrency: usize,
-) -> (ListenerStats, Vec<WorkerStats>) {
-    let prefix = format!("listener.{}.", cfg.stats_name(local.port()));
+/// Builds the per-listener stats (named after the configured address, as Envoy does).
+pub fn listener_stats(store: &Store, cfg: &ListenerConfig, concurrency: usize) -> (ListenerStats, Vec<WorkerStats>) {
+    let prefix = format!("listener.{}.", cfg.stats_name());
     let stats = ListenerStats::new(store, &prefix);
     let workers = (0..concurrency.max(1)).map(|i| WorkerStats::new(store, &format!("{prefix}worker_{i}."))).collect();
     (stats, workers)

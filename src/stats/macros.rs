@@ -1,9 +1,9 @@
 //! `define_stats!`: declares a component's stats once as a struct of handles with a constructor
 //! that registers each one in a [`Store`](crate::stats::Store) as `prefix + field name`.
 //!
-//! ```ignore
-//! use crate::define_stats;
-//! use crate::stats::Store;
+//! ```
+//! use legate::define_stats;
+//! use legate::stats::Store;
 //!
 //! define_stats! {
 //!     /// tcp_proxy stats (`tcp.<stat_prefix>.`)

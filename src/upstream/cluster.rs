@@ -88,6 +88,8 @@ impl Cluster {
             }
             LbPolicyConfig::Maglev { table_size } => LbPolicy::Maglev { table_size: *table_size },
         };
+        // The first host set is a membership change, as Envoy counts it.
+        let initial_change = !hosts.is_empty();
         let set = HostSet::build(&policy, hosts);
         let cluster = Cluster {
             name: config.name.clone(),
@@ -99,6 +101,9 @@ impl Cluster {
             hosts: ArcSwap::from_pointee(set),
         };
         cluster.update_membership_stats();
+        if initial_change {
+            cluster.stats.membership_change.inc();
+        }
         cluster
     }
 
@@ -135,12 +140,12 @@ impl Cluster {
         self.update_membership_stats();
     }
 
+    /// `max_host_weight` is left at 0 as Envoy 1.40 leaves it for static and DNS clusters.
     fn update_membership_stats(&self) {
         let set = self.hosts.load();
         let n = set.all.len() as u64;
         self.stats.membership_total.set(n);
         self.stats.membership_healthy.set(n);
-        self.stats.max_host_weight.set(set.all.iter().map(|h| u64::from(h.weight)).max().unwrap_or(0));
     }
 
     /// Picks a host for a new connection or request; `None` when the cluster has no hosts.
@@ -150,10 +155,11 @@ impl Cluster {
         set.active.get(i).cloned()
     }
 
-    /// Reserves a connection slot under the default-priority `max_connections` breaker.
+    /// Checks the default-priority `max_connections` breaker; connections being established
+    /// count against it too (the caller connects right away, without awaiting in between).
     pub fn try_reserve_connection(&self) -> bool {
         let max = u64::from(self.config.default_thresholds.max_connections);
-        if self.stats.upstream_cx_active.value() >= max {
+        if self.stats.upstream_cx_active.value() + self.stats.upstream_rq_pending_active.value() >= max {
             self.stats.upstream_cx_overflow.inc();
             self.cb_default.cx_open.set(1);
             return false;
@@ -199,11 +205,16 @@ impl Cluster {
                 })
             }
             Ok(Err(e)) => {
+                // A refused connect is a connection the remote closed, in Envoy's counting.
+                self.stats.upstream_cx_destroy.inc();
+                self.stats.upstream_cx_destroy_remote.inc();
                 self.stats.upstream_cx_connect_fail.inc();
                 host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
                 Err(ConnectError::Io(e))
             }
             Err(_) => {
+                self.stats.upstream_cx_destroy.inc();
+                self.stats.upstream_cx_destroy_local.inc();
                 self.stats.upstream_cx_connect_timeout.inc();
                 self.stats.upstream_cx_connect_fail.inc();
                 host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);

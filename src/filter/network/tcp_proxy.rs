@@ -207,7 +207,6 @@ impl TcpProxy {
             limit,
             downstream_side: true,
             rx_total: AtomicU64::new(0),
-            done: AtomicBool::new(false),
             observed,
         };
         let up_to_down = Direction {
@@ -219,17 +218,15 @@ impl TcpProxy {
             limit,
             downstream_side: false,
             rx_total: AtomicU64::new(0),
-            done: AtomicBool::new(false),
             observed,
         };
-        let upstream_closed_first = AtomicBool::new(false);
+        // Envoy counts the upstream connection as closed by the remote when the upstream ended
+        // it: its EOF arrived (also after our half-close) or it reset. It is a local close when
+        // we tear it down first (downstream reset, a timer).
+        let upstream_ended = AtomicBool::new(false);
         let both = async {
             let a = down_to_up.pump(downstream, upstream, &observers);
-            let b = async {
-                let r = up_to_down.pump(upstream, downstream, &observers).await;
-                upstream_closed_first.store(!down_to_up.done.load(Ordering::Relaxed), Ordering::Relaxed);
-                r
-            };
+            let b = up_to_down.pump(upstream, downstream, &observers);
             // An error in either direction (a reset) ends the connection; a clean EOF only
             // ends its own direction (half-close).
             tokio::pin!(a, b);
@@ -237,7 +234,11 @@ impl TcpProxy {
             while !(a_done && b_done) {
                 tokio::select! {
                     r = &mut a, if !a_done => { if r.is_err() { return; } a_done = true; }
-                    r = &mut b, if !b_done => { if r.is_err() { return; } b_done = true; }
+                    r = &mut b, if !b_done => {
+                        upstream_ended.store(true, Ordering::Relaxed);
+                        if r.is_err() { return; }
+                        b_done = true;
+                    }
                 }
             }
         };
@@ -272,7 +273,7 @@ impl TcpProxy {
                 info.response_flags.set(ResponseFlags::DT);
             }
         }
-        if upstream_closed_first.load(Ordering::Relaxed) {
+        if upstream_ended.load(Ordering::Relaxed) {
             up.mark_remote_close();
         }
         (down_to_up.total(), up_to_down.total())
@@ -290,8 +291,6 @@ struct Direction<'a> {
     downstream_side: bool,
     /// Bytes read so far (exact even when a timer ends the connection mid-stream).
     rx_total: AtomicU64,
-    /// Set once this direction saw EOF.
-    done: AtomicBool,
     /// Whether the chain has observer filters to feed.
     observed: bool,
 }
@@ -357,7 +356,6 @@ impl Direction<'_> {
                 ReadOutcome::Eof => {
                     // Half-close: pass the FIN on and keep the other direction running.
                     let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
-                    self.done.store(true, Ordering::Relaxed);
                     return Ok(total);
                 }
                 ReadOutcome::Data(n, rest) => {

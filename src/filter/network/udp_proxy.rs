@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 
+use crate::access_log::{AccessLog, StreamInfo};
 use crate::config::filters::UdpProxyConfig;
 use crate::define_stats;
 use crate::stats::Store;
@@ -61,6 +62,9 @@ thread_local! {
 struct Session {
     upstream: Arc<UdpSocket>,
     last_activity: AtomicU64,
+    /// Bytes from the client / to the client, for the access log.
+    rx_bytes: AtomicU64,
+    tx_bytes: AtomicU64,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -73,14 +77,23 @@ pub struct UdpProxy {
     hash_source_ip: bool,
     sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
     epoch: Instant,
+    access_logs: Vec<Arc<AccessLog>>,
+    cluster_name: String,
+    local: SocketAddr,
 }
 
 impl UdpProxy {
-    pub fn new(cfg: &UdpProxyConfig, store: &Store, cm: &ClusterManager) -> UdpProxy {
+    pub fn new(
+        cfg: &UdpProxyConfig,
+        store: &Store,
+        cm: &ClusterManager,
+        local: SocketAddr,
+    ) -> Result<UdpProxy, String> {
         let cluster = cm.get(&cfg.cluster).cloned();
         let cluster_udp =
             cluster.as_ref().map(|c| ClusterUdpStats::new(store, &format!("cluster.{}.udp.", c.config.stat_name())));
-        UdpProxy {
+        let access_logs = crate::access_log_build::build_all(&cfg.access_log)?;
+        Ok(UdpProxy {
             stats: UdpProxyStats::new(store, &format!("udp.{}.", cfg.stat_prefix)),
             cluster,
             cluster_udp,
@@ -88,7 +101,10 @@ impl UdpProxy {
             hash_source_ip: cfg.hash_source_ip,
             sessions: Mutex::new(HashMap::new()),
             epoch: Instant::now(),
-        }
+            access_logs,
+            cluster_name: cfg.cluster.clone(),
+            local,
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -113,6 +129,7 @@ impl UdpProxy {
                 continue;
             };
             session.last_activity.store(self.now_ms(), Ordering::Relaxed);
+            session.rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
             match session.upstream.send(&buf[..n]).await {
                 Ok(sent) => {
                     if let (Some(c), Some(u)) = (&self.cluster, &self.cluster_udp) {
@@ -143,7 +160,10 @@ impl UdpProxy {
             cluster.stats.upstream_cx_none_healthy.inc();
             return None;
         };
-        if !cluster.try_reserve_connection() {
+        // Sessions per cluster are capped by the max_connections circuit breaker (Envoy);
+        // they are not upstream connections, so `upstream_cx_*` stay untouched.
+        if self.stats.downstream_sess_active.value() >= u64::from(cluster.config.default_thresholds.max_connections) {
+            cluster.stats.upstream_cx_overflow.inc();
             return None;
         }
         let bind: SocketAddr = if host.address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
@@ -161,25 +181,40 @@ impl UdpProxy {
         let upstream = Arc::new(upstream);
         self.stats.downstream_sess_total.inc();
         self.stats.downstream_sess_active.inc();
-        cluster.stats.upstream_cx_total.inc();
-        cluster.stats.upstream_cx_active.inc();
-        host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-        host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
         let me = self.clone();
         let (up, down) = (upstream.clone(), downstream.clone());
-        let host2 = host.clone();
+        let host_addr = host.address;
+        let started = (SystemTime::now(), Instant::now());
         let task = tokio::spawn(async move {
             me.session_loop(peer, up, down).await;
-            me.sessions.lock().remove(&peer);
+            let ended = me.sessions.lock().remove(&peer);
             me.stats.downstream_sess_active.dec();
-            if let Some(c) = &me.cluster {
-                c.stats.upstream_cx_active.dec();
-                c.stats.upstream_cx_destroy.inc();
-                c.stats.upstream_cx_destroy_local.inc();
+            if !me.access_logs.is_empty() {
+                let (rx, tx) =
+                    ended.map_or((0, 0), |s| (s.rx_bytes.load(Ordering::Relaxed), s.tx_bytes.load(Ordering::Relaxed)));
+                let info = StreamInfo {
+                    start_time: started.0,
+                    duration: Some(started.1.elapsed()),
+                    bytes_received: rx,
+                    bytes_sent: tx,
+                    upstream_host: Some(host_addr),
+                    upstream_cluster: Some(me.cluster_name.clone()),
+                    downstream_remote_address: Some(peer),
+                    downstream_local_address: Some(me.local),
+                    ..StreamInfo::default()
+                };
+                for l in &me.access_logs {
+                    l.log(&info);
+                }
             }
-            host2.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
         });
-        let session = Arc::new(Session { upstream, last_activity: AtomicU64::new(self.now_ms()), task });
+        let session = Arc::new(Session {
+            upstream,
+            last_activity: AtomicU64::new(self.now_ms()),
+            rx_bytes: AtomicU64::new(0),
+            tx_bytes: AtomicU64::new(0),
+            task,
+        });
         self.sessions.lock().insert(peer, session.clone());
         Some(session)
     }
@@ -228,6 +263,7 @@ impl UdpProxy {
                 Ok(Some((n, sent))) => {
                     if let Some(s) = self.sessions.lock().get(&peer) {
                         s.last_activity.store(self.now_ms(), Ordering::Relaxed);
+                        s.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                     if let (Some(c), Some(u)) = (&self.cluster, &self.cluster_udp) {
                         c.stats.upstream_cx_rx_bytes_total.add(n as u64);
