@@ -85,6 +85,16 @@ need socat socat
 need docker-compose docker-compose
 need nc netcat-openbsd
 
+# Each protocol's extra peers live in integration/provision.d/<name>.sh, sourced here. A file
+# may call `need CMD DEBIAN_PACKAGE` to have a Debian package installed with the rest, and may
+# define a function `provision_<name>` (run after the Debian packages are in place, e.g. to set
+# up a Python venv and export variables the tests read).
+for f in integration/provision.d/*.sh; do
+    [ -e "$f" ] || continue
+    # shellcheck disable=SC1090
+    . "$f"
+done
+
 envoy_present() {
     [ -n "${ENVOY_BIN:-}" ] || command -v envoy >/dev/null 2>&1 || [ -x "$ENVOY_VENV/bin/envoy" ]
 }
@@ -102,6 +112,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     install_debian "${missing[@]}"
 fi
+
+for f in integration/provision.d/*.sh; do
+    [ -e "$f" ] || continue
+    fn="provision_$(basename "$f" .sh)"
+    if declare -F "$fn" >/dev/null; then
+        log "provisioning: $fn"
+        "$fn"
+    fi
+done
 
 # ---- Envoy (differential tests) ------------------------------------------------------------
 
