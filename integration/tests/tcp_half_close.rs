@@ -74,3 +74,47 @@ fn upstream_close_reaches_the_client_as_eof() {
     legate.wait_stat_eq(&format!("{listener}downstream_cx_active"), 0);
     legate.wait_stat_eq("cluster.echo.upstream_cx_active", 0);
 }
+
+#[test]
+fn idle_timeout_closes_a_quiet_connection_and_activity_keeps_one_open() {
+    let echo = TcpEcho::start();
+    let cfg = yaml::bootstrap(
+        &[yaml::tcp_proxy_listener("quiet", "stat_prefix: quiet\ncluster: echo\nidle_timeout: 0.4s")],
+        &[yaml::static_cluster("echo", &[echo.addr()])],
+    );
+    let legate = Legate::start(&cfg);
+    let port = legate.listener_port("quiet");
+
+    // Traffic every 100 ms for 1 s keeps the connection past several idle periods.
+    let mut busy = peers::connect(port);
+    for i in 0..10 {
+        let msg = format!("tick {i}");
+        assert_eq!(peers::round_trip(&mut busy, msg.as_bytes()), msg.as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(legate.stats().value("tcp.quiet.idle_timeout"), 0);
+
+    // Silence ends it, and it is counted on both sides.
+    busy.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    assert!(peers::is_closed_by_peer(&mut busy), "idle connection was not closed");
+    legate.wait_stat_eq("tcp.quiet.idle_timeout", 1);
+    assert_eq!(legate.stats().value("cluster.echo.upstream_cx_idle_timeout"), 1);
+}
+
+#[test]
+fn max_downstream_connection_duration_ends_a_busy_connection() {
+    let echo = TcpEcho::start();
+    let cfg = yaml::bootstrap(
+        &[yaml::tcp_proxy_listener(
+            "capped",
+            "stat_prefix: capped\ncluster: echo\nmax_downstream_connection_duration: 0.5s",
+        )],
+        &[yaml::static_cluster("echo", &[echo.addr()])],
+    );
+    let legate = Legate::start(&cfg);
+    let mut c = peers::connect(legate.listener_port("capped"));
+    assert_eq!(peers::round_trip(&mut c, b"hello"), b"hello");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+    assert!(peers::is_closed_by_peer(&mut c), "connection outlived max_downstream_connection_duration");
+    legate.wait_stat_eq("tcp.capped.max_downstream_connection_duration", 1);
+}

@@ -201,8 +201,12 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(shared.local);
     let facts = matcher::ConnFacts { local, remote };
-    let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
-    let chain = match matcher::select(&matches, &facts) {
+    // Scoped so the match list is freed before the connection runs.
+    let selected = {
+        let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
+        matcher::select(&matches, &facts)
+    };
+    let chain = match selected {
         Some(i) => shared.chains.get(i).map(|(_, c)| c),
         None => shared.default_chain.as_ref(),
     };

@@ -1,4 +1,5 @@
 //! Network (L4) filters.
 
+pub mod pump;
 pub mod tcp_proxy;
 pub mod udp_proxy;
