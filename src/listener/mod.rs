@@ -199,7 +199,9 @@ impl Drop for ConnAccounting {
 
 async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<ListenerShared>) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(shared.local);
+    // A listener bound to one address knows the local address without a getsockname call.
+    let local =
+        if shared.local.ip().is_unspecified() { stream.local_addr().unwrap_or(shared.local) } else { shared.local };
     let facts = matcher::ConnFacts { local, remote };
     // Scoped so the match list is freed before the connection runs.
     let selected = {

@@ -250,6 +250,11 @@ impl UpstreamConn {
         self.stream.as_ref().expect("stream is present until drop")
     }
 
+    /// The socket, mutably (to split it into read and write halves).
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        self.stream.as_mut().expect("stream is present until drop")
+    }
+
     /// Records that the upstream closed first (for `upstream_cx_destroy_remote`).
     pub fn mark_remote_close(&mut self) {
         self.closed_by_remote = true;

@@ -6,29 +6,36 @@
 //! struct is a few hundred bytes, and it holds no buffer while idle: reads land in a per-thread
 //! scratch buffer and are written straight to the other socket; only a remainder the peer
 //! cannot take yet is copied into a buffer owned by the connection (and that direction stops
-//! reading until it drains, which bounds it by the read size, at most
+//! reading until it drains, which bounds it by one batch, at most
 //! `per_connection_buffer_limit_bytes`).
+//!
+//! Reads go through tokio's `poll_read`, which treats a short read as "drained" (no extra empty
+//! `recv` per batch), and a batch keeps reading while reads fill the buffer, so bulk transfers
+//! make few, large sends: on loopback most of a proxy's CPU is the kernel's per-send work.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::filter::{FilterAction, Observer};
 use crate::stats::{Counter, Gauge};
 
-/// Largest single read; also the most a direction buffers while its peer is slow.
-pub const SCRATCH_SIZE: usize = 64 * 1024;
+/// Most bytes read in one batch before they are written on; also the most a direction buffers
+/// while its peer is slow.
+pub const SCRATCH_SIZE: usize = 256 * 1024;
 
-/// Reads handled in one poll before yielding to other tasks.
-const READS_PER_POLL: usize = 16;
+/// Batches handled in one poll before yielding to other tasks.
+const BATCHES_PER_POLL: usize = 16;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH_SIZE]);
@@ -57,26 +64,31 @@ pub struct HalfStats<'a> {
     pub buffered: &'a Gauge,
 }
 
-struct Half<'a> {
-    stats: HalfStats<'a>,
-    pending: Option<Bytes>,
-    eof: bool,
-    total: u64,
-}
-
 /// Per-connection limits of the pump.
 #[derive(Debug, Clone, Copy)]
 pub struct PumpLimits {
-    /// Largest single read (`per_connection_buffer_limit_bytes`, at most `SCRATCH_SIZE`).
+    /// Largest batch (`per_connection_buffer_limit_bytes`, at most `SCRATCH_SIZE`).
     pub read_limit: usize,
     pub idle_timeout: Option<Duration>,
     pub max_duration: Option<Duration>,
 }
 
+/// One direction: where it reads, where it writes, and what it still owes the destination.
+struct Half<'a> {
+    src: ReadHalf<'a>,
+    dst: WriteHalf<'a>,
+    stats: HalfStats<'a>,
+    pending: Option<Bytes>,
+    /// The source reached EOF.
+    read_eof: bool,
+    /// Everything was written and the FIN passed on (or the connection is closing anyway).
+    done: bool,
+    total: u64,
+    from_downstream: bool,
+}
+
 /// The pump future. Poll it to completion; then read the byte totals.
 pub struct Pump<'a> {
-    down: &'a TcpStream,
-    up: &'a TcpStream,
     d2u: Half<'a>,
     u2d: Half<'a>,
     observers: &'a mut [Box<dyn Observer>],
@@ -87,20 +99,29 @@ pub struct Pump<'a> {
 }
 
 impl<'a> Pump<'a> {
-    /// `d2u` counts downstream→upstream bytes, `u2d` the other way. `limit` caps one read.
+    /// `d2u` counts downstream→upstream bytes, `u2d` the other way.
     pub fn new(
-        (down, up): (&'a TcpStream, &'a TcpStream),
+        (down, up): (&'a mut TcpStream, &'a mut TcpStream),
         d2u: HalfStats<'a>,
         u2d: HalfStats<'a>,
         observers: &'a mut [Box<dyn Observer>],
         limits: PumpLimits,
     ) -> Pump<'a> {
-        let half = |stats| Half { stats, pending: None, eof: false, total: 0 };
+        let (down_r, down_w) = down.split();
+        let (up_r, up_w) = up.split();
+        let half = |src, dst, stats, from_downstream| Half {
+            src,
+            dst,
+            stats,
+            pending: None,
+            read_eof: false,
+            done: false,
+            total: 0,
+            from_downstream,
+        };
         Pump {
-            down,
-            up,
-            d2u: half(d2u),
-            u2d: half(u2d),
+            d2u: half(down_r, up_w, d2u, true),
+            u2d: half(up_r, down_w, u2d, false),
             observers,
             limit: limits.read_limit.clamp(1, SCRATCH_SIZE),
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
@@ -121,34 +142,30 @@ impl<'a> Pump<'a> {
 
     /// Whether the upstream ended its side (EOF seen), which Envoy counts as a remote close.
     pub fn upstream_ended(&self) -> bool {
-        self.u2d.eof
+        self.u2d.read_eof
     }
 }
 
-enum Read {
-    Eof,
-    WouldBlock,
-    /// Bytes read; how many were written at once; what is left to write.
-    Data(usize, usize, Option<Bytes>),
-}
-
 impl Half<'_> {
-    /// Drives one direction as far as it can go without blocking. `Ready(Ok)` once it is done
-    /// (EOF passed on and nothing pending); `Pending` otherwise. `active` is set when bytes moved.
+    /// Drives one direction as far as it can go without blocking. `Ready(Ok)` once it is done;
+    /// `Pending` otherwise. `active` is set when bytes moved. `other_done` says the opposite
+    /// direction has finished: then our EOF ends the connection and needs no `shutdown` call.
     fn poll_move(
         &mut self,
         cx: &mut Context<'_>,
-        (src, dst): (&TcpStream, &TcpStream),
         observers: &mut [Box<dyn Observer>],
-        (from_downstream, limit): (bool, usize),
+        (limit, other_done): (usize, bool),
         active: &mut bool,
     ) -> Poll<io::Result<()>> {
-        let mut reads = 0;
-        loop {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        for _ in 0..BATCHES_PER_POLL {
             if let Some(p) = &mut self.pending {
-                ready!(dst.poll_write_ready(cx))?;
-                match dst.try_write(p) {
-                    Ok(n) => {
+                match Pin::new(&mut self.dst).poll_write(cx, p) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(n)) => {
                         p.advance(n);
                         self.stats.tx.add(n as u64);
                         self.stats.buffered.sub(n as u64);
@@ -156,80 +173,92 @@ impl Half<'_> {
                         if p.is_empty() {
                             self.pending = None;
                         }
+                        continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                continue;
             }
-            if self.eof {
+            if self.read_eof {
+                // Half-close: pass the FIN on and keep the other direction running.
+                if !other_done {
+                    let _ = socket2::SockRef::from(self.dst.as_ref()).shutdown(Shutdown::Write);
+                }
+                self.done = true;
                 return Poll::Ready(Ok(()));
             }
-            if reads == READS_PER_POLL {
-                // Let other connections run; come back at once.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            match self.read_batch(cx, observers, limit)? {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(moved) => *active |= moved,
             }
-            ready!(src.poll_read_ready(cx))?;
-            reads += 1;
-            match read_and_forward(src, dst, observers, from_downstream, limit)? {
-                Read::WouldBlock => {}
-                Read::Eof => {
-                    // Half-close: pass the FIN on and keep the other direction running.
-                    let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
-                    self.eof = true;
-                    return Poll::Ready(Ok(()));
-                }
-                Read::Data(n, written, rest) => {
-                    *active = true;
-                    self.total += n as u64;
-                    self.stats.rx.add(n as u64);
-                    self.stats.tx.add(written as u64);
-                    if let Some(rest) = rest {
-                        self.stats.buffered.add(rest.len() as u64);
-                        self.pending = Some(rest);
+        }
+        // Let other connections run; come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Reads one batch into the per-thread scratch buffer (more reads while they fill it),
+    /// shows it to the observers and writes it on; keeps what the destination cannot take yet.
+    /// `Ready(true)` when bytes moved, `Ready(false)` on EOF with nothing read.
+    fn read_batch(
+        &mut self,
+        cx: &mut Context<'_>,
+        observers: &mut [Box<dyn Observer>],
+        limit: usize,
+    ) -> io::Result<Poll<bool>> {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let mut rb = ReadBuf::new(&mut s[..limit]);
+            loop {
+                let before = rb.filled().len();
+                let want = rb.remaining();
+                match Pin::new(&mut self.src).poll_read(cx, &mut rb) {
+                    Poll::Pending => break,
+                    Poll::Ready(Err(e)) if before == 0 => return Err(e),
+                    // Forward what was read; the error shows again on the next read.
+                    Poll::Ready(Err(_)) => break,
+                    Poll::Ready(Ok(())) => {
+                        let got = rb.filled().len() - before;
+                        if got == 0 {
+                            self.read_eof = true;
+                            break;
+                        }
+                        // A short read means the socket is drained (tokio clears readiness).
+                        if got < want || rb.remaining() == 0 {
+                            break;
+                        }
                     }
                 }
             }
-        }
+            let n = rb.filled().len();
+            if n == 0 {
+                return Ok(if self.read_eof { Poll::Ready(false) } else { Poll::Pending });
+            }
+            let data = &rb.filled()[..n];
+            for o in observers.iter_mut() {
+                let act = if self.from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
+                if act == FilterAction::Close {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+                }
+            }
+            self.total += n as u64;
+            self.stats.rx.add(n as u64);
+            let mut off = 0;
+            while off < n {
+                match Pin::new(&mut self.dst).poll_write(cx, &data[off..]) {
+                    Poll::Ready(Ok(w)) if w > 0 => off += w,
+                    Poll::Ready(Ok(_)) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => break,
+                }
+            }
+            self.stats.tx.add(off as u64);
+            if off < n {
+                let rest = Bytes::copy_from_slice(&data[off..]);
+                self.stats.buffered.add(rest.len() as u64);
+                self.pending = Some(rest);
+            }
+            Ok(Poll::Ready(true))
+        })
     }
-}
-
-/// One read into the per-thread scratch buffer, shown to the observers, written on at once.
-fn read_and_forward(
-    src: &TcpStream,
-    dst: &TcpStream,
-    observers: &mut [Box<dyn Observer>],
-    from_downstream: bool,
-    limit: usize,
-) -> io::Result<Read> {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        let buf = &mut s[..limit];
-        let n = match src.try_read(buf) {
-            Ok(0) => return Ok(Read::Eof),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::WouldBlock),
-            Err(e) => return Err(e),
-        };
-        let data = &buf[..n];
-        for o in observers.iter_mut() {
-            let act = if from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
-            if act == FilterAction::Close {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
-            }
-        }
-        let mut off = 0;
-        while off < n {
-            match dst.try_write(&data[off..]) {
-                Ok(w) => off += w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            }
-        }
-        let rest = (off < n).then(|| Bytes::copy_from_slice(&data[off..]));
-        Ok(Read::Data(n, off, rest))
-    })
 }
 
 impl Future for Pump<'_> {
@@ -238,12 +267,12 @@ impl Future for Pump<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {
         let this = self.get_mut();
         let mut active = false;
-        let (down, up, limit) = (this.down, this.up, this.limit);
-        let a = this.d2u.poll_move(cx, (down, up), this.observers, (true, limit), &mut active);
+        let limit = this.limit;
+        let a = this.d2u.poll_move(cx, this.observers, (limit, this.u2d.done), &mut active);
         if let Poll::Ready(Err(_)) = a {
             return Poll::Ready(PumpEnd::DownstreamError);
         }
-        let b = this.u2d.poll_move(cx, (up, down), this.observers, (false, limit), &mut active);
+        let b = this.u2d.poll_move(cx, this.observers, (limit, this.d2u.done), &mut active);
         if let Poll::Ready(Err(_)) = b {
             return Poll::Ready(PumpEnd::UpstreamError);
         }

@@ -102,17 +102,25 @@ impl TcpProxy {
     }
 
     /// Serves one downstream connection until both directions are done.
-    pub async fn serve(self: Arc<Self>, downstream: TcpStream, cx: ConnContext, mut observers: Vec<Box<dyn Observer>>) {
+    pub async fn serve(
+        self: Arc<Self>,
+        mut downstream: TcpStream,
+        cx: ConnContext,
+        mut observers: Vec<Box<dyn Observer>>,
+    ) {
         let started = (SystemTime::now(), Instant::now());
         self.stats.downstream_cx_total.inc();
         let mut out = Outcome::default();
         let (mut bytes, mut upstream_local) = ((0, 0), None);
         if let Some(mut up) = self.connect(&cx, &mut out).await {
             out.upstream_host = Some(up.host.address);
-            upstream_local = up.stream().local_addr().ok();
+            // getsockname only when a log will print it.
+            if !(self.access_logs.is_empty() && cx.listener.access_logs.is_empty()) {
+                upstream_local = up.stream().local_addr().ok();
+            }
             let cluster = up.cluster.clone();
             let mut pump = Pump::new(
-                (&downstream, up.stream()),
+                (&mut downstream, up.stream_mut()),
                 HalfStats {
                     rx: &self.stats.downstream_cx_rx_bytes_total,
                     tx: &cluster.stats.upstream_cx_tx_bytes_total,
