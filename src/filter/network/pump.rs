@@ -5,9 +5,10 @@
 //! about 2 KiB per connection, which is most of what an idle proxied connection costs. This
 //! struct is a few hundred bytes, and it holds no buffer while idle: reads land in a per-thread
 //! scratch buffer and are written straight to the other socket; only a remainder the peer
-//! cannot take yet is copied into a buffer owned by the connection (and that direction stops
-//! reading until it drains, which bounds it by one batch, at most
-//! `per_connection_buffer_limit_bytes`).
+//! cannot take yet is copied into a buffer owned by the connection. While that buffer is below
+//! `per_connection_buffer_limit_bytes` the direction keeps reading into it (as Envoy does up to
+//! its high watermark), so a slow moment of the peer does not stall the sender; at the limit it
+//! stops reading until the buffer drains. The buffer is freed as soon as it is empty.
 //!
 //! Reads go through tokio's `poll_read`, which treats a short read as "drained" (no extra empty
 //! `recv` per batch), and a batch keeps reading while reads fill the buffer, so bulk transfers
@@ -21,7 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -67,8 +68,8 @@ pub struct HalfStats<'a> {
 /// Per-connection limits of the pump.
 #[derive(Debug, Clone, Copy)]
 pub struct PumpLimits {
-    /// Largest batch (`per_connection_buffer_limit_bytes`, at most `SCRATCH_SIZE`).
-    pub read_limit: usize,
+    /// `per_connection_buffer_limit_bytes`: the most one direction holds unwritten.
+    pub buffer_limit: usize,
     pub idle_timeout: Option<Duration>,
     pub max_duration: Option<Duration>,
 }
@@ -78,7 +79,7 @@ struct Half<'a> {
     src: ReadHalf<'a>,
     dst: WriteHalf<'a>,
     stats: HalfStats<'a>,
-    pending: Option<Bytes>,
+    pending: Option<BytesMut>,
     /// The source reached EOF.
     read_eof: bool,
     /// Everything was written and the FIN passed on (or the connection is closing anyway).
@@ -92,6 +93,7 @@ pub struct Pump<'a> {
     d2u: Half<'a>,
     u2d: Half<'a>,
     observers: &'a mut [Box<dyn Observer>],
+    /// Most bytes one direction buffers.
     limit: usize,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     max_duration: Option<Pin<Box<Sleep>>>,
@@ -123,7 +125,7 @@ impl<'a> Pump<'a> {
             d2u: half(down_r, up_w, d2u, true),
             u2d: half(up_r, down_w, u2d, false),
             observers,
-            limit: limits.read_limit.clamp(1, SCRATCH_SIZE),
+            limit: limits.buffer_limit.max(1),
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
             last_activity: Instant::now(),
@@ -161,10 +163,11 @@ impl Half<'_> {
             return Poll::Ready(Ok(()));
         }
         for _ in 0..BATCHES_PER_POLL {
+            let mut write_blocked = false;
             if let Some(p) = &mut self.pending {
                 match Pin::new(&mut self.dst).poll_write(cx, p) {
-                    Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
                     Poll::Ready(Ok(n)) => {
                         p.advance(n);
                         self.stats.tx.add(n as u64);
@@ -175,9 +178,13 @@ impl Half<'_> {
                         }
                         continue;
                     }
+                    Poll::Pending => write_blocked = true,
                 }
             }
             if self.read_eof {
+                if self.pending.is_some() {
+                    return Poll::Pending;
+                }
                 // Half-close: pass the FIN on and keep the other direction running.
                 if !other_done {
                     let _ = socket2::SockRef::from(self.dst.as_ref()).shutdown(Shutdown::Write);
@@ -185,14 +192,55 @@ impl Half<'_> {
                 self.done = true;
                 return Poll::Ready(Ok(()));
             }
-            match self.read_batch(cx, observers, limit)? {
+            let moved = if write_blocked {
+                self.read_into_pending(cx, observers, limit)?
+            } else {
+                self.read_batch(cx, observers, limit.min(SCRATCH_SIZE))?
+            };
+            match moved {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(moved) => *active |= moved,
+                Poll::Ready(m) => *active |= m,
             }
         }
         // Let other connections run; come back at once.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// While the destination is blocked, keeps reading straight into the pending buffer up to
+    /// the buffer limit. `Pending` when there is nothing to read or no room.
+    fn read_into_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+        observers: &mut [Box<dyn Observer>],
+        limit: usize,
+    ) -> io::Result<Poll<bool>> {
+        let Some(p) = &mut self.pending else { return Ok(Poll::Pending) };
+        let room = limit.saturating_sub(p.len());
+        if room == 0 {
+            return Ok(Poll::Pending);
+        }
+        let before = p.len();
+        p.reserve(room.min(SCRATCH_SIZE));
+        let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.src), cx, &mut p.limit(room)) {
+            Poll::Pending => return Ok(Poll::Pending),
+            Poll::Ready(r) => r?,
+        };
+        if n == 0 {
+            self.read_eof = true;
+            return Ok(Poll::Ready(false));
+        }
+        let data = &p[before..];
+        for o in observers.iter_mut() {
+            let act = if self.from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
+            if act == FilterAction::Close {
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+            }
+        }
+        self.total += n as u64;
+        self.stats.rx.add(n as u64);
+        self.stats.buffered.add(n as u64);
+        Ok(Poll::Ready(true))
     }
 
     /// Reads one batch into the per-thread scratch buffer (more reads while they fill it),
@@ -252,7 +300,7 @@ impl Half<'_> {
             }
             self.stats.tx.add(off as u64);
             if off < n {
-                let rest = Bytes::copy_from_slice(&data[off..]);
+                let rest = BytesMut::from(&data[off..]);
                 self.stats.buffered.add(rest.len() as u64);
                 self.pending = Some(rest);
             }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::net::TcpStream;
 
-use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits, SCRATCH_SIZE};
+use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits};
 use crate::access_log::{AccessLog, ResponseFlags, StreamInfo};
 use crate::config::filters::{ClusterSpecifier, TcpProxyConfig};
 use crate::define_stats;
@@ -133,7 +133,7 @@ impl TcpProxy {
                 },
                 &mut observers,
                 PumpLimits {
-                    read_limit: (cx.listener.buffer_limit as usize).min(SCRATCH_SIZE),
+                    buffer_limit: cx.listener.buffer_limit as usize,
                     idle_timeout: self.idle_timeout,
                     max_duration: self.max_duration,
                 },
