@@ -13,10 +13,11 @@ use crate::config::cluster::{ClusterConfig, DiscoveryType, DnsLookupFamily};
 /// Resolves one name to the addresses `family` allows, in Envoy's preference order.
 pub async fn resolve(name: &str, port: u16, family: DnsLookupFamily) -> std::io::Result<Vec<SocketAddr>> {
     let name = name.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let all: Vec<SocketAddr> = tokio::net::lookup_host((name, port)).await?.collect();
+    // An IP literal resolves to itself, still subject to the family (as with Envoy's resolver).
+    let all: Vec<SocketAddr> = match name.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((name, port)).await?.collect(),
+    };
     let v4: Vec<SocketAddr> = all.iter().copied().filter(SocketAddr::is_ipv4).collect();
     let v6: Vec<SocketAddr> = all.iter().copied().filter(SocketAddr::is_ipv6).collect();
     let pick = |first: Vec<SocketAddr>, second: Vec<SocketAddr>| {
@@ -89,5 +90,20 @@ pub async fn refresh_loop(cluster: Arc<Cluster>) {
                 tracing::warn!(target: "upstream", "{e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn literals_resolve_to_themselves_within_the_family() {
+        let v6 = resolve("::1", 80, DnsLookupFamily::Auto).await.expect("resolves");
+        assert_eq!(v6, vec!["[::1]:80".parse::<SocketAddr>().expect("addr")]);
+        let err = resolve("::1", 80, DnsLookupFamily::V4Only).await.expect_err("no IPv4 address");
+        assert!(err.to_string().contains("no addresses for '::1' in the requested family"), "{err}");
+        let v4 = resolve("127.0.0.1", 80, DnsLookupFamily::V4Preferred).await.expect("resolves");
+        assert_eq!(v4.len(), 1);
     }
 }
