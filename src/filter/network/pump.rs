@@ -231,12 +231,7 @@ impl Half<'_> {
             return Ok(Poll::Ready(false));
         }
         let data = &p[before..];
-        for o in observers.iter_mut() {
-            let act = if self.from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
-            if act == FilterAction::Close {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
-            }
-        }
+        show_observers(observers, self.from_downstream, data)?;
         self.total += n as u64;
         self.stats.rx.add(n as u64);
         self.stats.buffered.add(n as u64);
@@ -281,12 +276,7 @@ impl Half<'_> {
                 return Ok(if self.read_eof { Poll::Ready(false) } else { Poll::Pending });
             }
             let data = &rb.filled()[..n];
-            for o in observers.iter_mut() {
-                let act = if self.from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
-                if act == FilterAction::Close {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
-                }
-            }
+            show_observers(observers, self.from_downstream, data)?;
             self.total += n as u64;
             self.stats.rx.add(n as u64);
             let mut off = 0;
@@ -307,6 +297,17 @@ impl Half<'_> {
             Ok(Poll::Ready(true))
         })
     }
+}
+
+/// Shows bytes to every observer; an observer asking to close ends the connection.
+fn show_observers(observers: &mut [Box<dyn Observer>], from_downstream: bool, data: &[u8]) -> io::Result<()> {
+    for o in observers.iter_mut() {
+        let act = if from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
+        if act == FilterAction::Close {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+        }
+    }
+    Ok(())
 }
 
 impl Future for Pump<'_> {
