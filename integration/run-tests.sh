@@ -84,6 +84,7 @@ need curl curl
 need socat socat
 need docker-compose docker-compose
 need nc netcat-openbsd
+need openssl openssl
 
 # Each protocol's extra peers live in integration/provision.d/<name>.sh, sourced here. A file
 # may call `need CMD DEBIAN_PACKAGE` to have a Debian package installed with the rest, and may

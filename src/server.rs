@@ -19,6 +19,7 @@ use crate::define_stats;
 use crate::filter::network::tcp_proxy::TcpProxy;
 use crate::filter::network::udp_proxy::UdpProxy;
 use crate::filter::{FilterChain, Terminal};
+use crate::listener::tls_inspector::TlsInspectorStats;
 use crate::listener::{self, Bound, ListenerShared};
 use crate::logging::LogControl;
 use crate::stats::Store;
@@ -183,6 +184,9 @@ fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Resul
         total_connections: b.total.clone(),
         global_limit: b.global_limit,
         connection_limit,
+        tls_inspector: cfg.tls_inspector.map(|t| (t, TlsInspectorStats::new(b.store, "tls_inspector."))),
+        listener_filters_timeout: cfg.listener_filters_timeout,
+        continue_on_listener_filters_timeout: cfg.continue_on_listener_filters_timeout,
     })
 }
 

@@ -53,6 +53,11 @@ pub struct ListenerConfig {
     pub filter_chains: Vec<FilterChainConfig>,
     pub default_filter_chain: Option<FilterChainConfig>,
     pub udp_proxy: Option<UdpProxyConfig>,
+    pub tls_inspector: Option<TlsInspectorConfig>,
+    /// How long listener filters (the TLS inspector) may wait for bytes (15 s; 0 = no limit).
+    pub listener_filters_timeout: Option<Duration>,
+    /// On that timeout: go on with what is known (true) or close the connection (false).
+    pub continue_on_listener_filters_timeout: bool,
     pub per_connection_buffer_limit_bytes: u32,
     pub tcp_backlog_size: u32,
     pub access_log: Vec<AccessLogConfig>,
@@ -61,6 +66,17 @@ pub struct ListenerConfig {
 }
 
 pub const UDP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.udp.udp_proxy.v3.UdpProxyConfig";
+pub const TLS_INSPECTOR_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+pub const TLS_INSPECTOR_NAME: &str = "envoy.filters.listener.tls_inspector";
+/// Envoy's largest ClientHello the inspector reads (`TLS_MAX_CLIENT_HELLO`, 64 KiB).
+pub const DEFAULT_MAX_CLIENT_HELLO: u32 = 64 * 1024;
+
+/// `envoy.filters.listener.tls_inspector`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsInspectorConfig {
+    pub max_client_hello_size: u32,
+}
 
 impl ListenerConfig {
     pub fn decode(o: &mut Obj, raw: &Value, index: usize) -> ListenerConfig {
@@ -85,6 +101,7 @@ impl ListenerConfig {
             chain
         });
         let mut udp_proxy = None;
+        let mut tls_inspector = None;
         let cx = o.cx;
         for (path, v) in o.list("listener_filters") {
             let Some(mut lf) = Obj::new(cx, &path, v, "ListenerFilter") else {
@@ -97,10 +114,25 @@ impl ListenerConfig {
                     tc.retype("UdpProxyConfig");
                     udp_proxy = Some(UdpProxyConfig::decode(&mut tc));
                     tc.finish(&[]);
+                } else if ty == TLS_INSPECTOR_TYPE || (ty.is_empty() && fname == TLS_INSPECTOR_NAME) {
+                    tc.retype("TlsInspector");
+                    let max = tc.uint("max_client_hello_size", 1, u64::from(DEFAULT_MAX_CLIENT_HELLO));
+                    tc.accept(&["initial_read_buffer_size"]);
+                    tc.finish(&[
+                        "enable_ja3_fingerprinting",
+                        "enable_ja4_fingerprinting",
+                        "close_connection_on_client_hello_parsing_errors",
+                    ]);
+                    tls_inspector = Some(TlsInspectorConfig {
+                        max_client_hello_size: max.map_or(DEFAULT_MAX_CLIENT_HELLO, |v| v as u32),
+                    });
                 } else {
                     let what = if ty.is_empty() { fname.clone() } else { ty };
                     cx.error(&path, format!("listener filter '{what}' is not supported by Legate yet"));
                 }
+            } else if fname == TLS_INSPECTOR_NAME {
+                // Envoy accepts the inspector by name with an empty typed_config.
+                tls_inspector = Some(TlsInspectorConfig { max_client_hello_size: DEFAULT_MAX_CLIENT_HELLO });
             } else {
                 cx.error(&path, format!("listener filter '{fname}' needs a typed_config with an @type"));
             }
@@ -128,6 +160,21 @@ impl ListenerConfig {
             .uint("per_connection_buffer_limit_bytes", 1, u64::from(u32::MAX))
             .map_or(DEFAULT_BUFFER_LIMIT, |v| v as u32);
         let tcp_backlog_size = o.uint("tcp_backlog_size", 1, 65535).map_or(1024, |v| v as u32);
+        let listener_filters_timeout = match o.duration("listener_filters_timeout") {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => Some(DEFAULT_LISTENER_FILTERS_TIMEOUT),
+        };
+        let continue_on_listener_filters_timeout = o.bool("continue_on_listener_filters_timeout").unwrap_or(false);
+        let tls_matching = filter_chains.iter().any(|c| {
+            !c.matcher.server_names.is_empty()
+                || !c.matcher.application_protocols.is_empty()
+                || c.matcher.transport_protocol.as_deref() == Some("tls")
+        });
+        if tls_matching && tls_inspector.is_none() {
+            // Envoy accepts this too; such chains can never match without the inspector.
+            o.cx.warn(&o.at("filter_chains"), format!("filter chains match on server_names, application_protocols or transport_protocol 'tls', which only the {TLS_INSPECTOR_NAME} listener filter can detect; add it to listener_filters"));
+        }
         let access_log = access_logs(o);
         // Accepted and honoured implicitly: we always bind, and reuse_port does not change
         // behaviour for a single process. traffic_direction is informational.
@@ -135,8 +182,6 @@ impl ListenerConfig {
             "bind_to_port",
             "enable_reuse_port",
             "traffic_direction",
-            "listener_filters_timeout",
-            "continue_on_listener_filters_timeout",
             "metadata",
             "udp_listener_config",
             "drain_type",
@@ -163,6 +208,9 @@ impl ListenerConfig {
             filter_chains,
             default_filter_chain,
             udp_proxy,
+            tls_inspector,
+            listener_filters_timeout,
+            continue_on_listener_filters_timeout,
             per_connection_buffer_limit_bytes,
             tcp_backlog_size,
             access_log,
@@ -231,7 +279,7 @@ fn cidrs(o: &mut Obj, key: &'static str) -> Vec<CidrRange> {
 fn decode_match(m: &mut Obj) -> FilterChainMatch {
     let destination_port = m.uint("destination_port", 1, 65535).map(|p| p as u16);
     let prefix_ranges = cidrs(m, "prefix_ranges");
-    let server_names = m.strings("server_names");
+    let server_names: Vec<String> = m.strings("server_names").into_iter().map(|s| s.to_ascii_lowercase()).collect();
     let transport_protocol = m.string("transport_protocol").filter(|s| !s.is_empty());
     let application_protocols = m.strings("application_protocols");
     let direct_source_prefix_ranges = cidrs(m, "direct_source_prefix_ranges");
@@ -253,8 +301,23 @@ fn decode_match(m: &mut Obj) -> FilterChainMatch {
             }
         })
         .collect();
-    if !server_names.is_empty() || transport_protocol.is_some() || !application_protocols.is_empty() {
-        m.cx.error(&m.path, "matching on server_names, transport_protocol or application_protocols needs TLS, which is not supported by Legate yet");
+    for (i, n) in server_names.iter().enumerate() {
+        // Envoy: exact names, or a wildcard `*.` prefix (`*.example.com`); no other `*`.
+        let rest = n.strip_prefix("*.").unwrap_or(n);
+        if n.is_empty() || rest.contains('*') {
+            m.cx.error(
+                &format!("{}[{i}]", m.at("server_names")),
+                format!("invalid server name '{n}': use an exact name or a '*.' wildcard prefix"),
+            );
+        }
+    }
+    if let Some(t) = &transport_protocol {
+        if t != "tls" && t != "raw_buffer" {
+            m.error(
+                "transport_protocol",
+                format!("transport_protocol '{t}' is not one Legate detects ('tls' or 'raw_buffer')"),
+            );
+        }
     }
     FilterChainMatch {
         destination_port,

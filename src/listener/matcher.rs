@@ -2,7 +2,7 @@
 //! destination IP ranges, server names, transport protocol, application protocols, direct
 //! source IP ranges, source type, source IP ranges, source ports. At each step the most
 //! specific matching value wins; chains that leave the criterion unset are the fallback.
-//! SNI/ALPN/transport steps are the seam for TLS and currently see no TLS facts.
+//! Server names, transport protocol and ALPN come from the `tls_inspector` listener filter.
 
 use std::net::SocketAddr;
 
@@ -11,9 +11,15 @@ use crate::config::listener::{FilterChainMatch, SourceType};
 
 /// Facts about a new connection that chains are matched against.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnFacts {
+pub struct ConnFacts<'a> {
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The requested server name (SNI), lower-cased, when the inspector found one.
+    pub server_name: Option<&'a str>,
+    /// `tls` or `raw_buffer` (the default when nothing detected TLS).
+    pub transport: &'a str,
+    /// The client's ALPN protocols.
+    pub alpn: &'a [String],
 }
 
 /// Returns the index of the chain to use, or `None` (then the default chain, if any).
@@ -23,11 +29,15 @@ pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> 
     cand = narrow(&cand, |i| chains[i].destination_port.map(|p| if p == facts.local.port() { Some(1) } else { None }));
     // 2. destination IP ranges
     cand = narrow(&cand, |i| cidr_score(&chains[i].prefix_ranges, facts.local));
-    // 3-5. server names, transport protocol, ALPN: without TLS facts only chains that leave
-    //      them unset can match (TLS support fills these in).
-    cand.retain(|&i| chains[i].server_names.is_empty());
-    cand = narrow(&cand, |i| chains[i].transport_protocol.as_deref().map(|t| (t == "raw_buffer").then_some(1)));
-    cand.retain(|&i| chains[i].application_protocols.is_empty());
+    // 3. server names: an exact name beats the longest matching `*.suffix`
+    cand = narrow(&cand, |i| server_name_score(&chains[i].server_names, facts.server_name));
+    // 4. transport protocol
+    cand = narrow(&cand, |i| chains[i].transport_protocol.as_deref().map(|t| (t == facts.transport).then_some(1)));
+    // 5. application protocols: any of the chain's protocols offered by the client
+    cand = narrow(&cand, |i| {
+        let want = &chains[i].application_protocols;
+        (!want.is_empty()).then(|| want.iter().any(|p| facts.alpn.contains(p)).then_some(1))
+    });
     // 6. direct source IP ranges (no PROXY protocol, so the same as the source)
     cand = narrow(&cand, |i| cidr_score(&chains[i].direct_source_prefix_ranges, facts.remote));
     // 7. source type
@@ -48,6 +58,23 @@ pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> 
         (!ports.is_empty()).then(|| ports.contains(&facts.remote.port()).then_some(1))
     });
     cand.first().copied()
+}
+
+fn server_name_score(names: &[String], sni: Option<&str>) -> Option<Option<u32>> {
+    if names.is_empty() {
+        return None;
+    }
+    let Some(sni) = sni else { return Some(None) };
+    Some(
+        names
+            .iter()
+            .filter_map(|n| match n.strip_prefix('*') {
+                // `*.example.com` matches `www.example.com`, never `example.com` itself.
+                Some(suffix) => (sni.len() > suffix.len() && sni.ends_with(suffix)).then(|| suffix.len() as u32),
+                None => (n == sni).then_some(u32::MAX),
+            })
+            .max(),
+    )
 }
 
 /// `None` = criterion unset; `Some(None)` = set and not matching; `Some(Some(n))` = matching
@@ -74,8 +101,55 @@ fn narrow(cand: &[usize], score: impl Fn(usize) -> Option<Option<u32>>) -> Vec<u
 mod tests {
     use super::*;
 
-    fn facts(local: &str, remote: &str) -> ConnFacts {
-        ConnFacts { local: local.parse().expect("addr"), remote: remote.parse().expect("addr") }
+    fn facts(local: &str, remote: &str) -> ConnFacts<'static> {
+        ConnFacts {
+            local: local.parse().expect("addr"),
+            remote: remote.parse().expect("addr"),
+            server_name: None,
+            transport: "raw_buffer",
+            alpn: &[],
+        }
+    }
+
+    fn names(list: &[&str]) -> FilterChainMatch {
+        let mut m = FilterChainMatch::any();
+        m.server_names = list.iter().map(|s| s.to_string()).collect();
+        m
+    }
+
+    #[test]
+    fn exact_server_name_beats_the_longest_wildcard_which_beats_none() {
+        let exact = names(&["www.example.com"]);
+        let wide = names(&["*.com"]);
+        let narrow_ = names(&["*.example.com"]);
+        let none = FilterChainMatch::any();
+        let chains = [&none, &wide, &narrow_, &exact];
+        let sni = |n: &'static str| ConnFacts {
+            server_name: Some(n),
+            transport: "tls",
+            ..facts("127.0.0.1:443", "127.0.0.1:9")
+        };
+        assert_eq!(select(&chains, &sni("www.example.com")), Some(3));
+        assert_eq!(select(&chains, &sni("api.example.com")), Some(2));
+        assert_eq!(select(&chains, &sni("example.com")), Some(1));
+        assert_eq!(select(&chains, &sni("example.org")), Some(0));
+        assert_eq!(select(&chains, &facts("127.0.0.1:443", "127.0.0.1:9")), Some(0));
+    }
+
+    #[test]
+    fn transport_and_alpn_select_chains() {
+        let mut tls = FilterChainMatch::any();
+        tls.transport_protocol = Some("tls".into());
+        let mut h2 = tls.clone();
+        h2.application_protocols = vec!["h2".into()];
+        let raw = FilterChainMatch::any();
+        let chains = [&raw, &tls, &h2];
+        let alpn = ["h2".to_string(), "http/1.1".to_string()];
+        let with_h2 = ConnFacts { transport: "tls", alpn: &alpn, ..facts("127.0.0.1:443", "127.0.0.1:9") };
+        assert_eq!(select(&chains, &with_h2), Some(2));
+        let tls_only = ConnFacts { transport: "tls", ..facts("127.0.0.1:443", "127.0.0.1:9") };
+        assert_eq!(select(&chains, &tls_only), Some(1));
+        assert_eq!(select(&chains, &facts("127.0.0.1:443", "127.0.0.1:9")), Some(0));
     }
 
     fn cidr(s: &str, len: u8) -> CidrRange {

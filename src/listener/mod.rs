@@ -3,6 +3,7 @@
 //! `stat_prefix` or `ip_port` with the port actually bound).
 
 pub mod matcher;
+pub mod tls_inspector;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +15,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access_log::AccessLog;
-use crate::config::listener::{FilterChainMatch, ListenerConfig};
+use crate::config::listener::{FilterChainMatch, ListenerConfig, TlsInspectorConfig};
 use crate::define_stats;
 use crate::filter::{ConnContext, FilterChain};
 use crate::stats::{Gauge, Store};
+use tls_inspector::{Inspected, TlsInspectorStats};
 
 define_stats! {
     /// `listener.<address>.*`.
@@ -79,6 +81,10 @@ pub struct ListenerShared {
     pub global_limit: Option<u64>,
     /// Runtime `envoy.resource_limits.listener.<name>.connection_limit`.
     pub connection_limit: Option<u64>,
+    /// The TLS inspector, when the listener has it.
+    pub tls_inspector: Option<(TlsInspectorConfig, TlsInspectorStats)>,
+    pub listener_filters_timeout: Option<std::time::Duration>,
+    pub continue_on_listener_filters_timeout: bool,
 }
 
 /// A bound socket, before its loop runs.
@@ -202,12 +208,44 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
     // A listener bound to one address knows the local address without a getsockname call.
     let local =
         if shared.local.ip().is_unspecified() { stream.local_addr().unwrap_or(shared.local) } else { shared.local };
-    let facts = matcher::ConnFacts { local, remote };
-    // Scoped so the match list is freed before the connection runs.
+    let inspected = match &shared.tls_inspector {
+        None => None,
+        Some((cfg, stats)) => {
+            shared.stats.downstream_pre_cx_active.inc();
+            let r = tls_inspector::inspect(
+                &stream,
+                cfg,
+                stats,
+                shared.listener_filters_timeout,
+                shared.continue_on_listener_filters_timeout,
+            )
+            .await;
+            shared.stats.downstream_pre_cx_active.dec();
+            match r {
+                Inspected::Close { timed_out } => {
+                    if timed_out {
+                        shared.stats.downstream_pre_cx_timeout.inc();
+                    }
+                    return;
+                }
+                Inspected::Raw => None,
+                Inspected::Tls(h) => Some(h),
+            }
+        }
+    };
+    // Scoped so the match list and the ClientHello facts are freed before the connection runs.
     let selected = {
+        let facts = matcher::ConnFacts {
+            local,
+            remote,
+            server_name: inspected.as_ref().and_then(|h| h.server_name.as_deref()),
+            transport: if inspected.is_some() { "tls" } else { "raw_buffer" },
+            alpn: inspected.as_ref().map_or(&[], |h| h.alpn.as_slice()),
+        };
         let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
         matcher::select(&matches, &facts)
     };
+    drop(inspected);
     let chain = match selected {
         Some(i) => shared.chains.get(i).map(|(_, c)| c),
         None => shared.default_chain.as_ref(),
