@@ -70,7 +70,7 @@ fn server_name_score(names: &[String], sni: Option<&str>) -> Option<Option<u32>>
             .iter()
             .filter_map(|n| match n.strip_prefix('*') {
                 // `*.example.com` matches `www.example.com`, never `example.com` itself.
-                Some(suffix) => (sni.len() > suffix.len() && sni.ends_with(suffix)).then(|| suffix.len() as u32),
+                Some(suffix) => (sni.len() > suffix.len() && sni.ends_with(suffix)).then_some(suffix.len() as u32),
                 None => (n == sni).then_some(u32::MAX),
             })
             .max(),
