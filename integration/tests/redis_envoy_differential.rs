@@ -61,6 +61,24 @@ fn sequence() -> Vec<Vec<&'static str>> {
         vec!["ZSCORE", "z", "m"],
         vec!["EXPIRE", "a", "100"],
         vec!["TYPE", "h"],
+        vec!["OBJECT", "ENCODING", "a"],
+        vec!["NOSUCH"],
+        vec!["EXEC"],
+        vec!["DISCARD"],
+        vec!["UNWATCH"],
+        vec!["MULTI"],
+        vec!["MULTI"],
+        vec!["SET", "t", "1"],
+        vec!["INCR", "t"],
+        vec!["MGET", "t", "a"],
+        vec!["EXEC"],
+        vec!["MULTI"],
+        vec!["EXEC"],
+        vec!["WATCH", "w"],
+        vec!["MULTI"],
+        vec!["SET", "w", "1"],
+        vec!["DISCARD"],
+        vec!["GET", "t"],
     ]
 }
 
@@ -74,6 +92,11 @@ fn run(port: u16) -> Vec<String> {
     // Raw frames: an array holding a non-bulk element.
     c.send_raw(b"*2\r\n$3\r\nGET\r\n:1\r\n");
     out.push(c.reply());
+    // Nested arrays, then inline commands.
+    c.send_raw(b"*1\r\n*1\r\n$1\r\na\r\nGET t\r\nFOO bar baz\r\n");
+    for _ in 0..3 {
+        out.push(c.reply());
+    }
     out.push(c.cmd(&["QUIT"]));
     out
 }
@@ -106,6 +129,14 @@ fn legate_answers_and_counts_like_envoy_redis_proxy() {
     for i in 0..50 {
         let v = i.to_string();
         assert_eq!(l.cmd(&["GET", &format!("ring:{i}")]), format!("${}\r\n{v}\r\n", v.len()), "ring:{i}");
+    }
+    // And the other way round (which also keeps the two sides' stats equal).
+    for i in 0..50 {
+        assert_eq!(l.cmd(&["SET", &format!("ring2:{i}"), &i.to_string()]), "+OK\r\n");
+    }
+    for i in 0..50 {
+        let v = i.to_string();
+        assert_eq!(e.cmd(&["GET", &format!("ring2:{i}")]), format!("${}\r\n{v}\r\n", v.len()), "ring2:{i}");
     }
     let used = shards.iter().filter(|s| redis_cli(s.port, &["DBSIZE"]) != "0").count();
     assert_eq!(used, 3, "keys spread over all shards");
@@ -142,4 +173,21 @@ fn legate_answers_and_counts_like_envoy_redis_proxy() {
         }
     }
     assert!(diffs.is_empty(), "stat values differ:\n{}", diffs.join("\n"));
+
+    // Cluster side: the redis_cluster tree, and the request counters of the shared connections.
+    let ec = Stats::parse(&admin::get(envoy.admin, "/stats").body);
+    let lc = legate.stats();
+    assert_eq!(
+        ec.names_with_prefix("cluster.shards.redis_cluster."),
+        lc.names_with_prefix("cluster.shards.redis_cluster.")
+    );
+    for name in [
+        "cluster.shards.upstream_rq_total",
+        "cluster.shards.upstream_rq_active",
+        "cluster.shards.upstream_rq_timeout",
+        "cluster.shards.upstream_cx_connect_fail",
+        "cluster.shards.upstream_cx_protocol_error",
+    ] {
+        assert_eq!(lc.value(name), ec.value(name), "{name}: legate vs envoy");
+    }
 }

@@ -74,14 +74,19 @@ impl RedisProxy {
                             &opts.auth_password,
                             s.read_policy != ReadPolicy::Master,
                         );
+                        let cluster_prefix = format!("cluster.{}.", cluster.config.stat_name());
+                        let rq_time = store.histogram(
+                            &format!("{cluster_prefix}redis_cluster.upstream_commands.upstream_rq_time"),
+                            crate::stats::HistogramUnit::Milliseconds,
+                        );
                         let settings = ConnSettings {
+                            rq_time,
                             op_timeout: s.op_timeout,
                             max_buffer_size_before_flush: s.max_buffer_size_before_flush as usize,
                             buffer_flush_timeout: s.buffer_flush_timeout,
                             init,
                             init_count,
                         };
-                        let cluster_prefix = format!("cluster.{}.", cluster.config.stat_name());
                         let _ = RedisClusterStats::new(store, &format!("{cluster_prefix}redis_cluster."));
                         let p = Arc::new(ClusterPool::new(cluster.clone(), settings, slots));
                         pools.push((r.cluster.clone(), p.clone()));

@@ -294,7 +294,7 @@ impl Session {
             p.cmd = Some(cmd);
             p
         } else if in_txn {
-            self.transaction(&req, &frame, cmd, family, started)
+            self.transaction(&req, &frame, cmd, started)
         } else {
             self.route(&req, &frame, cmd, family, started)
         };
@@ -366,7 +366,7 @@ impl Session {
                 let parts = args[1..].iter().map(|k| self.fragment(&[&args[0], k], 1)).collect();
                 Pending::upstream(Body::Split(Shape::Sum, parts), cmd, started)
             }
-            Family::Transaction => self.transaction(req, frame, cmd, family, started),
+            Family::Transaction => self.transaction(req, frame, cmd, started),
             Family::KeyAt2 => {
                 if args.len() < 3 {
                     self.proxy.commands[cmd].error.inc();
@@ -398,13 +398,11 @@ impl Session {
     }
 
     /// Envoy's `TransactionRequest::create`.
-    fn transaction(&mut self, req: &Request, frame: &Bytes, cmd: usize, family: Family, started: Instant) -> Pending {
+    /// Envoy 1.40 sends every supported command of an open transaction, whole, to the
+    /// transaction's server (MGET included).
+    fn transaction(&mut self, req: &Request, frame: &Bytes, cmd: usize, started: Instant) -> Pending {
         let args = &req.args;
         let name = &args[0];
-        if family != Family::Transaction && family != Family::Simple {
-            let msg = format!("'{}' command is not supported within transaction", String::from_utf8_lossy(name));
-            return Pending::error(&msg);
-        }
         let mut ends = false;
         if is(name, "multi") {
             if self.txn.active {

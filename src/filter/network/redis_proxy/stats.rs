@@ -73,31 +73,3 @@ impl CommandStats {
             .collect()
     }
 }
-
-/// `cluster.<c>.redis_cluster.upstream_commands.*` (only with `enable_command_stats`).
-#[derive(Clone, Debug)]
-pub struct UpstreamCommandStats {
-    pub upstream_rq_time: Histogram,
-    /// Per supported command: (success, failure, total, latency).
-    pub per_command: Vec<(Counter, Counter, Counter, Histogram)>,
-}
-
-impl UpstreamCommandStats {
-    pub fn new(store: &Store, cluster_prefix: &str) -> UpstreamCommandStats {
-        let p = format!("{cluster_prefix}redis_cluster.upstream_commands.");
-        UpstreamCommandStats {
-            upstream_rq_time: store.histogram(&format!("{p}upstream_rq_time"), HistogramUnit::Milliseconds),
-            per_command: SUPPORTED
-                .iter()
-                .map(|(n, _)| {
-                    (
-                        store.counter(&format!("{p}{n}.success")),
-                        store.counter(&format!("{p}{n}.failure")),
-                        store.counter(&format!("{p}{n}.total")),
-                        store.histogram(&format!("{p}{n}.latency"), HistogramUnit::Milliseconds),
-                    )
-                })
-                .collect(),
-        }
-    }
-}

@@ -64,6 +64,8 @@ pub struct ConnSettings {
     /// ignores them.
     pub init: Bytes,
     pub init_count: usize,
+    /// `cluster.<c>.redis_cluster.upstream_commands.upstream_rq_time` (ms, every request).
+    pub rq_time: crate::stats::Histogram,
 }
 
 /// The connection slots of one host.
@@ -106,6 +108,7 @@ struct ConnTask {
 /// An outstanding request on a live connection.
 struct Waiting {
     reply: Option<oneshot::Sender<Reply>>,
+    sent: Instant,
 }
 
 /// How a live connection ended.
@@ -244,7 +247,7 @@ impl<'t> Live<'t> {
         s.upstream_rq_active.inc();
         self.task.host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
         self.task.host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
-        self.waiting.push_back(Waiting { reply });
+        self.waiting.push_back(Waiting { reply, sent: Instant::now() });
     }
 
     fn pop_waiting(&mut self) -> Option<Waiting> {
@@ -383,6 +386,7 @@ impl<'t> Live<'t> {
                         self.task.cluster.stats.upstream_cx_protocol_error.inc();
                         return Some(End::Local);
                     };
+                    self.task.settings.rq_time.record(w.sent.elapsed().as_millis() as u64);
                     if let Some(tx) = w.reply {
                         let _ = tx.send(Ok(frame));
                     }
