@@ -393,3 +393,32 @@ print("ok")
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+#[test]
+fn prefix_routes_with_remove_prefix_and_error_faults() {
+    let main = RedisServer::start();
+    let other = RedisServer::start();
+    let cfg = yaml::bootstrap(
+        &[yaml::redis_proxy_listener(
+            "redis",
+            "stat_prefix: p\nsettings:\n  op_timeout: 5s\nprefix_routes:\n  routes:\n  - prefix: 'other:'\n    remove_prefix: true\n    cluster: other\n  catch_all_route:\n    cluster: main\nfaults:\n- fault_type: ERROR\n  fault_enabled: {default_value: {numerator: 100, denominator: HUNDRED}}\n  commands: [hget]",
+        )],
+        &[
+            yaml::cluster("main", "STATIC", "RING_HASH", &[("127.0.0.1", main.port)], ""),
+            yaml::cluster("other", "STATIC", "MAGLEV", &[("127.0.0.1", other.port)], ""),
+        ],
+    );
+    let legate = Legate::start(&cfg);
+    let mut c = Resp::connect(legate.listener_port("redis"));
+    assert_eq!(c.cmd(&["SET", "other:k", "1"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["SET", "k", "2"]), "+OK\r\n");
+    // The prefix was removed on the way to the other cluster.
+    assert_eq!(redis_cli(other.port, &["GET", "k"]), "1");
+    assert_eq!(redis_cli(main.port, &["GET", "k"]), "2");
+    assert_eq!(c.cmd(&["MGET", "other:k", "k"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(c.cmd(&["HGET", "h", "f"]), "-Fault Injected: Error\r\n");
+    let s = legate.stats();
+    assert_eq!(s.value("redis.p.command.hget.total"), 1);
+    assert_eq!(s.value("redis.p.command.hget.error"), 1);
+    assert_eq!(s.value("redis.p.command.hget.error_fault"), 1);
+}

@@ -110,4 +110,6 @@ fn parse_issue(origin: &str, e: source::ParseFailure) -> Issue {
 }
 
 #[cfg(test)]
+mod redis_proxy_tests;
+#[cfg(test)]
 mod tests;
