@@ -422,3 +422,23 @@ fn prefix_routes_with_remove_prefix_and_error_faults() {
     assert_eq!(s.value("redis.p.command.hget.error"), 1);
     assert_eq!(s.value("redis.p.command.hget.error_fault"), 1);
 }
+
+#[test]
+fn upstream_writes_wait_for_the_flush_size_or_timeout() {
+    let redis = RedisServer::start();
+    let legate = Legate::start(&proxy_yaml(&[&redis], "", "").replace(
+        "op_timeout: 5s",
+        "op_timeout: 5s\n            max_buffer_size_before_flush: 1024\n            buffer_flush_timeout: 0.3s",
+    ));
+    let mut c = Resp::connect(legate.listener_port("redis"));
+    // A small request sits in the buffer until buffer_flush_timeout...
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert!(t.elapsed() >= Duration::from_millis(250), "flushed after {:?}", t.elapsed());
+    // ...a request over max_buffer_size_before_flush takes the immediate-flush path (not timed
+    // here: a loaded CI machine makes upper bounds flaky).
+    let big = "x".repeat(2048);
+    let mut c2 = Resp::connect(legate.listener_port("redis"));
+    assert_eq!(c2.cmd(&["SET", "big", &big]), "+OK\r\n");
+    assert_eq!(c.cmd(&["STRLEN", "big"]), ":2048\r\n");
+}
