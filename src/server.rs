@@ -141,6 +141,12 @@ fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> R
     let mut terminal = None;
     for f in &cfg.filters {
         match f {
+            NetworkFilterConfig::RedisProxy(r) => {
+                terminal = Some(Terminal::RedisProxy(Arc::new(
+                    crate::filter::network::redis_proxy::RedisProxy::new(r, store, cm)
+                        .map_err(|e| format!("{}: {e}", r.path))?,
+                )))
+            }
             NetworkFilterConfig::TcpProxy(t) => {
                 terminal = Some(Terminal::TcpProxy(Arc::new(
                     TcpProxy::new(t, store, cm).map_err(|e| format!("{}: {e}", t.path))?,

@@ -4,6 +4,9 @@
 //! returns `Ok(None)` when more bytes are needed, bounds every length before allocating, never
 //! panics. No sockets and no `tokio::net` here. The protocol codecs (Redis, Postgres, MongoDB,
 //! gRPC framing) arrive with their issues; this crate starts with what the core needs.
+//!
+//! - [`redis`]: RESP2/RESP3 framing, request decoding and command classification.
 
+pub mod redis;
 pub mod tls;
 pub mod varlen;

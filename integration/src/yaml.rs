@@ -20,6 +20,14 @@ pub fn tcp_proxy_listener(name: &str, fields: &str) -> String {
     )
 }
 
+/// A listener with one redis_proxy filter; `fields` are the RedisProxy fields, unindented.
+pub fn redis_proxy_listener(name: &str, fields: &str) -> String {
+    format!(
+        "  - name: {name}\n    address:\n      socket_address: {{address: 127.0.0.1, port_value: 0}}\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.redis_proxy\n        typed_config:\n          '@type': type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy\n{}",
+        indent(fields, 10)
+    )
+}
+
 /// A UDP listener with udp_proxy routing everything to `cluster` (`matcher.on_no_match`);
 /// `fields` are further UdpProxyConfig fields, unindented.
 pub fn udp_proxy_listener(name: &str, stat_prefix: &str, cluster: &str, fields: &str) -> String {

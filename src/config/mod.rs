@@ -10,6 +10,7 @@ pub mod decode;
 pub mod filters;
 pub mod listener;
 pub mod merge;
+pub mod redis_proxy;
 pub mod source;
 mod validate;
 
@@ -108,5 +109,7 @@ fn parse_issue(origin: &str, e: source::ParseFailure) -> Issue {
     Issue { path: String::new(), pos: e.pos, message: format!("unable to parse {origin}: {}", e.message) }
 }
 
+#[cfg(test)]
+mod redis_proxy_tests;
 #[cfg(test)]
 mod tests;

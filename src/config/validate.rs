@@ -41,6 +41,11 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
         for chain in chains {
             for f in &chain.filters {
                 match f {
+                    NetworkFilterConfig::RedisProxy(r) => {
+                        for name in r.prefix_routes.clusters() {
+                            check_cluster(cx, &names, &r.path, name, "redis_proxy", "no upstream host replies");
+                        }
+                    }
                     NetworkFilterConfig::TcpProxy(t) => {
                         for name in t.cluster.names() {
                             check_cluster(

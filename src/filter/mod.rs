@@ -47,6 +47,7 @@ pub struct ConnContext {
 /// The terminal filter of a chain (enum dispatch: no boxed futures on the hot path).
 pub enum Terminal {
     TcpProxy(Arc<network::tcp_proxy::TcpProxy>),
+    RedisProxy(Arc<network::redis_proxy::RedisProxy>),
 }
 
 /// One built filter chain.
@@ -62,6 +63,7 @@ impl FilterChain {
         let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
         match &self.terminal {
             Terminal::TcpProxy(t) => t.clone().serve(downstream, cx, observers).await,
+            Terminal::RedisProxy(r) => r.clone().serve(downstream, cx).await,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Network (L4) filters.
 
 pub mod pump;
+pub mod redis_proxy;
 pub mod tcp_proxy;
 pub mod udp_proxy;
