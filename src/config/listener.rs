@@ -272,6 +272,9 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
         ts.finish(&[]);
         t
     });
+    if tls.is_some() && filters.iter().any(|f| !matches!(f, NetworkFilterConfig::TcpProxy(_))) {
+        o.error("transport_socket", "TLS termination is supported in front of tcp_proxy only so far");
+    }
     o.finish(&["use_proxy_proto", "metadata", "transport_socket_connect_timeout", "filter_chain_match_predicate"]);
     FilterChainConfig { name, matcher, filters, tls, path: o.path.clone() }
 }

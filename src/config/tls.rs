@@ -123,7 +123,10 @@ fn version(o: &mut Obj, key: &'static str) -> Option<Option<TlsVersion>> {
         "TLSv1_2" => Some(TlsVersion::V1_2),
         "TLSv1_3" => Some(TlsVersion::V1_3),
         "TLSv1_0" | "TLSv1_1" => {
-            o.cx.warn(&o.at(key), format!("{v} is not implemented by rustls; Legate uses TLS 1.2 as the lowest version"));
+            o.cx.warn(
+                &o.at(key),
+                format!("{v} is not implemented by rustls; Legate uses TLS 1.2 as the lowest version"),
+            );
             Some(TlsVersion::V1_2)
         }
         _ => None,
@@ -174,7 +177,16 @@ impl DownstreamTlsConfig {
         }
         tc.retype("DownstreamTlsContext");
         let out = Self::decode(&mut tc);
-        tc.finish(&["session_ticket_keys", "session_ticket_keys_sds_secret_config", "disable_stateless_session_resumption", "disable_stateful_session_resumption", "ocsp_staple_policy", "full_scan_certs_on_sni_mismatch", "prefer_client_ciphers", "tls_session_timeout"]);
+        tc.finish(&[
+            "session_ticket_keys",
+            "session_ticket_keys_sds_secret_config",
+            "disable_stateless_session_resumption",
+            "disable_stateful_session_resumption",
+            "ocsp_staple_policy",
+            "full_scan_certs_on_sni_mismatch",
+            "prefer_client_ciphers",
+            "tls_session_timeout",
+        ]);
         out
     }
 
@@ -197,7 +209,14 @@ impl DownstreamTlsConfig {
                 if key.is_none() && !t.has("private_key") {
                     t.missing("private_key");
                 }
-                t.finish(&["password", "pkey_provider", "ocsp_staple", "signed_certificate_timestamp", "watched_directory", "private_key_provider"]);
+                t.finish(&[
+                    "password",
+                    "pkey_provider",
+                    "ocsp_staple",
+                    "signed_certificate_timestamp",
+                    "watched_directory",
+                    "private_key_provider",
+                ]);
                 Some(CertKeyPair { chain: chain?, key: key? })
             })
             .into_iter()
@@ -213,11 +232,14 @@ impl DownstreamTlsConfig {
             if let Some(Some(v)) = version(&mut p, "tls_minimum_protocol_version") {
                 min_version = v;
             }
-            match p.enumeration("tls_maximum_protocol_version", &["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"]) {
+            match p
+                .enumeration("tls_maximum_protocol_version", &["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"])
+            {
                 Some("TLSv1_2") => max_version = TlsVersion::V1_2,
-                Some(v @ ("TLSv1_0" | "TLSv1_1")) => {
-                    p.error("tls_maximum_protocol_version", format!("{v} is not implemented by rustls (Legate supports TLS 1.2 and 1.3)"))
-                }
+                Some(v @ ("TLSv1_0" | "TLSv1_1")) => p.error(
+                    "tls_maximum_protocol_version",
+                    format!("{v} is not implemented by rustls (Legate supports TLS 1.2 and 1.3)"),
+                ),
                 _ => {}
             }
             if min_version > max_version {
@@ -234,7 +256,10 @@ impl DownstreamTlsConfig {
                     if TLS12_SUITES.contains(&name) {
                         cipher_suites.push(name.to_string());
                     } else {
-                        let mut msg = format!("cipher suite '{name}' is not implemented by rustls; supported: {}", TLS12_SUITES.join(", "));
+                        let mut msg = format!(
+                            "cipher suite '{name}' is not implemented by rustls; supported: {}",
+                            TLS12_SUITES.join(", ")
+                        );
                         if let Some(b) = did_you_mean(name, TLS12_SUITES.iter().copied()) {
                             msg.push_str(&format!(" (did you mean '{b}'?)"));
                         }
@@ -249,13 +274,19 @@ impl DownstreamTlsConfig {
             trusted_ca = data_source(&mut v, "trusted_ca");
             san_matchers = v
                 .list_of("match_typed_subject_alt_names", "SubjectAltNameMatcher", |m| {
-                    let san_type = match m.enumeration("san_type", &["SAN_TYPE_UNSPECIFIED", "EMAIL", "DNS", "URI", "IP_ADDRESS", "OTHER_NAME"]) {
+                    let san_type = match m.enumeration(
+                        "san_type",
+                        &["SAN_TYPE_UNSPECIFIED", "EMAIL", "DNS", "URI", "IP_ADDRESS", "OTHER_NAME"],
+                    ) {
                         Some("EMAIL") => SanType::Email,
                         Some("DNS") => SanType::Dns,
                         Some("URI") => SanType::Uri,
                         Some("IP_ADDRESS") => SanType::IpAddress,
                         other => {
-                            m.error("san_type", format!("san_type {} is not supported by Legate", other.unwrap_or("(missing)")));
+                            m.error(
+                                "san_type",
+                                format!("san_type {} is not supported by Legate", other.unwrap_or("(missing)")),
+                            );
                             return None;
                         }
                     };
@@ -270,12 +301,39 @@ impl DownstreamTlsConfig {
                 .flatten()
                 .collect();
             v.accept(&["trust_chain_verification"]);
-            v.finish(&["verify_certificate_spki", "verify_certificate_hash", "crl", "allow_expired_certificate", "match_subject_alt_names", "custom_validator_config", "only_verify_leaf_cert_crl", "max_verify_depth", "system_root_certs", "watched_directory", "custom_signer_config"]);
+            v.finish(&[
+                "verify_certificate_spki",
+                "verify_certificate_hash",
+                "crl",
+                "allow_expired_certificate",
+                "match_subject_alt_names",
+                "custom_validator_config",
+                "only_verify_leaf_cert_crl",
+                "max_verify_depth",
+                "system_root_certs",
+                "watched_directory",
+                "custom_signer_config",
+            ]);
         }
         if require_client_certificate && trusted_ca.is_none() {
-            o.error("require_client_certificate", "require_client_certificate needs common_tls_context.validation_context.trusted_ca");
+            o.error(
+                "require_client_certificate",
+                "require_client_certificate needs common_tls_context.validation_context.trusted_ca",
+            );
         }
-        c.finish(&["tls_certificate_sds_secret_configs", "validation_context_sds_secret_config", "combined_validation_context", "tls_certificate_provider_instance", "tls_certificate_certificate_provider", "tls_certificate_certificate_provider_instance", "validation_context_certificate_provider", "validation_context_certificate_provider_instance", "custom_handshaker", "key_log", "custom_tls_certificate_selector"]);
+        c.finish(&[
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+            "combined_validation_context",
+            "tls_certificate_provider_instance",
+            "tls_certificate_certificate_provider",
+            "tls_certificate_certificate_provider_instance",
+            "validation_context_certificate_provider",
+            "validation_context_certificate_provider_instance",
+            "custom_handshaker",
+            "key_log",
+            "custom_tls_certificate_selector",
+        ]);
         Some(DownstreamTlsConfig {
             certificates,
             alpn_protocols,

@@ -41,10 +41,14 @@ pub fn certificates(src: &DataSource) -> Result<Vec<CertificateDer<'static>>, St
 pub fn certified_key(pair: &CertKeyPair) -> Result<Arc<CertifiedKey>, String> {
     let chain = certificates(&pair.chain)?;
     let key_pem = read(&pair.key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| format!("{}: no PEM private key found", describe(&pair.key)))?;
-    let signer = any_supported_type(&key).map_err(|e| format!("{}: unsupported private key: {e}", describe(&pair.key)))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| format!("{}: no PEM private key found", describe(&pair.key)))?;
+    let signer =
+        any_supported_type(&key).map_err(|e| format!("{}: unsupported private key: {e}", describe(&pair.key)))?;
     let ck = CertifiedKey::new(chain, signer);
-    ck.keys_match().map_err(|e| format!("certificate {} and key {} do not match: {e}", describe(&pair.chain), describe(&pair.key)))?;
+    ck.keys_match().map_err(|e| {
+        format!("certificate {} and key {} do not match: {e}", describe(&pair.chain), describe(&pair.key))
+    })?;
     Ok(Arc::new(ck))
 }
 
@@ -90,7 +94,9 @@ pub fn sans(der: &[u8]) -> Vec<(SanType, String)> {
             GeneralName::RFC822Name(s) => Some((SanType::Email, s.to_string())),
             GeneralName::IPAddress(b) => match b.len() {
                 4 => Some((SanType::IpAddress, std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string())),
-                16 => <[u8; 16]>::try_from(*b).ok().map(|a| (SanType::IpAddress, std::net::Ipv6Addr::from(a).to_string())),
+                16 => {
+                    <[u8; 16]>::try_from(*b).ok().map(|a| (SanType::IpAddress, std::net::Ipv6Addr::from(a).to_string()))
+                }
                 _ => None,
             },
             _ => None,

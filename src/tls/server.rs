@@ -121,7 +121,8 @@ fn fingerprint(src: &DataSource) -> Option<(SystemTime, u64)> {
 impl TlsServer {
     /// Builds the server side of one chain; `stats_prefix` is `listener.<addr>.ssl.`.
     pub fn new(cfg: &DownstreamTlsConfig, store: &Store, stats_prefix: &str) -> Result<Arc<TlsServer>, String> {
-        let keys: Vec<Arc<CertifiedKey>> = cfg.certificates.iter().map(certs::certified_key).collect::<Result<_, _>>()?;
+        let keys: Vec<Arc<CertifiedKey>> =
+            cfg.certificates.iter().map(certs::certified_key).collect::<Result<_, _>>()?;
         let resolver = Arc::new(CertResolver { keys: ArcSwap::from_pointee(keys) });
         let mut provider = rustls::crypto::ring::default_provider();
         if !cfg.cipher_suites.is_empty() {
@@ -160,8 +161,14 @@ impl TlsServer {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             resolver,
             stats: SslStats::new(store, stats_prefix),
-            dynamic: DynamicStats { store: store.clone(), prefix: stats_prefix.to_string(), made: Mutex::new(HashMap::new()) },
-            fingerprints: Mutex::new(cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect()),
+            dynamic: DynamicStats {
+                store: store.clone(),
+                prefix: stats_prefix.to_string(),
+                made: Mutex::new(HashMap::new()),
+            },
+            fingerprints: Mutex::new(
+                cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect(),
+            ),
             cfg: cfg.clone(),
         });
         if let Ok(mut all) = SERVERS.lock() {
@@ -212,9 +219,11 @@ impl TlsServer {
             None => s.no_certificate.inc(),
             Some(leaf) if !self.cfg.san_matchers.is_empty() => {
                 let sans = certs::sans(leaf);
-                let ok = self.cfg.san_matchers.iter().any(|m| {
-                    sans.iter().any(|(t, v)| *t == m.san_type && m.matcher.matches(v, m.ignore_case))
-                });
+                let ok = self
+                    .cfg
+                    .san_matchers
+                    .iter()
+                    .any(|m| sans.iter().any(|(t, v)| *t == m.san_type && m.matcher.matches(v, m.ignore_case)));
                 if !ok {
                     s.fail_verify_san.inc();
                     s.connection_error.inc();
