@@ -13,6 +13,7 @@
 //! - `stats`: the stat store, `define_stats!`, text/JSON/Prometheus rendering, tag extraction.
 //! - `admin`: the admin HTTP endpoint.
 //! - `access_log`: Envoy format strings, `json_format`, and the file/stdout/stderr sinks.
+//! - `tls`: TLS termination with rustls, certificate reload, `ssl.*` stats.
 //! - `memory`: allocator statistics for `server.memory_*`.
 //! - `runtime`: `layered_runtime` static layers (e.g. per-listener connection limits).
 
@@ -29,4 +30,5 @@ pub mod runtime;
 pub mod server;
 pub mod stats;
 pub mod stats_setup;
+pub mod tls;
 pub mod upstream;

@@ -137,7 +137,13 @@ pub struct ListenerInfo {
 }
 
 /// Builds the filter chains of one TCP listener.
-fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> Result<FilterChain, String> {
+/// `ssl_prefix` is the listener's `listener.<addr>.ssl.` stats prefix.
+fn build_chain(
+    cfg: &FilterChainConfig,
+    store: &Store,
+    cm: &ClusterManager,
+    ssl_prefix: &str,
+) -> Result<FilterChain, String> {
     let mut terminal = None;
     for f in &cfg.filters {
         match f {
@@ -155,7 +161,14 @@ fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> R
         }
     }
     let terminal = terminal.ok_or_else(|| format!("{}: no terminal filter", cfg.path))?;
-    Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal })
+    let tls = match &cfg.tls {
+        Some(t) => Some(
+            crate::tls::server::TlsServer::new(t, store, ssl_prefix)
+                .map_err(|e| format!("{}.transport_socket: {e}", cfg.path))?,
+        ),
+        None => None,
+    };
+    Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal, tls })
 }
 
 /// What building a listener needs from its generation.
@@ -170,11 +183,13 @@ struct BuildCx<'a> {
 
 fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Result<ListenerShared, String> {
     let (stats, workers) = listener::listener_stats(b.store, cfg, b.concurrency);
+    let ssl_prefix = format!("listener.{}.ssl.", cfg.stats_name());
     let mut chains = Vec::new();
     for c in &cfg.filter_chains {
-        chains.push((c.matcher.clone(), build_chain(c, b.store, b.cm)?));
+        chains.push((c.matcher.clone(), build_chain(c, b.store, b.cm, &ssl_prefix)?));
     }
-    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b.store, b.cm)).transpose()?;
+    let default_chain =
+        cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b.store, b.cm, &ssl_prefix)).transpose()?;
     let access_logs =
         crate::access_log_build::build_all(&cfg.access_log).map_err(|e| format!("listener '{}': {e}", cfg.name))?;
     let connection_limit = b.runtime.get_u64(&format!("envoy.resource_limits.listener.{}.connection_limit", cfg.name));
@@ -356,6 +371,8 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         return Ok(());
     }
     let flush = tokio::spawn(flush_loop(store.clone(), server.clone(), bootstrap.stats_flush_interval));
+    // Certificate files are checked for rotation every second (no SDS needed).
+    let cert_reload = tokio::spawn(crate::tls::server::reload_loop(Duration::from_secs(1)));
 
     wait_for_shutdown(&server.quit).await;
     tracing::info!(target: "main", "shutting down: draining listeners for up to {}s", opts.drain_time_s);
@@ -370,6 +387,7 @@ pub async fn run(opts: Options, loaded: Loaded, log: Arc<LogControl>, init_only:
         tracing::info!(target: "main", "drain time elapsed with {} connections open; closing them", server.stats.total_connections.value());
     }
     flush.abort();
+    cert_reload.abort();
     admin_stop.cancel();
     tracing::info!(target: "main", "exiting");
     Ok(())
@@ -423,6 +441,9 @@ async fn flush_loop(store: Store, server: Arc<ServerState>, every: Duration) {
 /// Updates `server.uptime` and the memory gauges.
 pub fn refresh_gauges(server: &ServerState) {
     server.stats.uptime.set(server.started.elapsed().as_secs());
+    if let Some(days) = crate::tls::server::days_until_first_cert_expiring() {
+        server.stats.days_until_first_cert_expiring.set(days.max(0) as u64);
+    }
     let mem = crate::memory::read();
     server.stats.memory_allocated.set(mem.allocated);
     server.stats.memory_heap_size.set(mem.heap_size);

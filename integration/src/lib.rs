@@ -25,6 +25,7 @@ pub mod legate;
 pub mod peers;
 pub mod process;
 pub mod redis;
+pub mod tls;
 pub mod yaml;
 
 pub use admin::Stats;

@@ -41,6 +41,8 @@ pub struct FilterChainConfig {
     pub name: String,
     pub matcher: FilterChainMatch,
     pub filters: Vec<NetworkFilterConfig>,
+    /// TLS termination (`transport_socket` with a `DownstreamTlsContext`).
+    pub tls: Option<super::tls::DownstreamTlsConfig>,
     /// Path of the chain in the config, for messages.
     pub path: String,
 }
@@ -265,11 +267,16 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
             o.error("filters", "a terminal filter (tcp_proxy) must be the last and only terminal filter in the chain");
         }
     }
-    if o.has("transport_socket") {
-        o.error("transport_socket", "TLS transport sockets are not supported by Legate yet");
+    let tls = o.obj("transport_socket", "TransportSocket").and_then(|mut ts| {
+        let t = super::tls::DownstreamTlsConfig::decode_transport_socket(&mut ts);
+        ts.finish(&[]);
+        t
+    });
+    if tls.is_some() && filters.iter().any(|f| !matches!(f, NetworkFilterConfig::TcpProxy(_))) {
+        o.error("transport_socket", "TLS termination is supported in front of tcp_proxy only so far");
     }
     o.finish(&["use_proxy_proto", "metadata", "transport_socket_connect_timeout", "filter_chain_match_predicate"]);
-    FilterChainConfig { name, matcher, filters, path: o.path.clone() }
+    FilterChainConfig { name, matcher, filters, tls, path: o.path.clone() }
 }
 
 fn cidrs(o: &mut Obj, key: &'static str) -> Vec<CidrRange> {

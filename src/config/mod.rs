@@ -12,6 +12,7 @@ pub mod listener;
 pub mod merge;
 pub mod redis_proxy;
 pub mod source;
+pub mod tls;
 mod validate;
 
 use std::path::Path;

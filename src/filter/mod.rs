@@ -44,6 +44,13 @@ pub struct ConnContext {
     pub listener: Arc<ListenerShared>,
 }
 
+/// An accepted downstream connection: plain TCP, or TLS terminated by the filter chain's
+/// transport socket.
+pub enum Downstream {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
 /// The terminal filter of a chain (enum dispatch: no boxed futures on the hot path).
 pub enum Terminal {
     TcpProxy(Arc<network::tcp_proxy::TcpProxy>),
@@ -55,15 +62,19 @@ pub struct FilterChain {
     pub name: String,
     pub observers: Vec<Arc<dyn ObserverFactory>>,
     pub terminal: Terminal,
+    /// TLS termination, when the chain has a `DownstreamTlsContext` transport socket.
+    pub tls: Option<Arc<crate::tls::server::TlsServer>>,
 }
 
 impl FilterChain {
     /// Runs the chain on an accepted connection until it closes.
-    pub async fn serve(&self, downstream: TcpStream, cx: ConnContext) {
+    pub async fn serve(&self, downstream: Downstream, cx: ConnContext) {
         let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
-        match &self.terminal {
-            Terminal::TcpProxy(t) => t.clone().serve(downstream, cx, observers).await,
-            Terminal::RedisProxy(r) => r.clone().serve(downstream, cx).await,
+        match (&self.terminal, downstream) {
+            (Terminal::TcpProxy(t), d) => t.clone().serve(d, cx, observers).await,
+            (Terminal::RedisProxy(r), Downstream::Tcp(s)) => r.clone().serve(s, cx).await,
+            // Rejected at config time (redis_proxy over a TLS transport socket is not supported yet).
+            (Terminal::RedisProxy(_), Downstream::Tls(_)) => {}
         }
     }
 }

@@ -17,7 +17,10 @@ use tokio_util::task::TaskTracker;
 use crate::access_log::AccessLog;
 use crate::config::listener::{FilterChainMatch, ListenerConfig, TlsInspectorConfig};
 use crate::define_stats;
-use crate::filter::{ConnContext, FilterChain};
+use crate::filter::{ConnContext, Downstream, FilterChain};
+
+/// The TLS handshake's deadline when `listener_filters_timeout` is 0 (no limit there).
+const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 use crate::stats::{Gauge, Store};
 use tls_inspector::{Inspected, TlsInspectorStats};
 
@@ -258,7 +261,17 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
                 downstream_local: local,
                 listener: shared.clone(),
             };
-            chain.serve(stream, cx).await;
+            let downstream = match &chain.tls {
+                None => Downstream::Tcp(stream),
+                Some(tls) => {
+                    let timeout = shared.listener_filters_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
+                    match tls.accept(stream, timeout).await {
+                        Some(s) => Downstream::Tls(Box::new(s)),
+                        None => return,
+                    }
+                }
+            };
+            chain.serve(downstream, cx).await;
         }
         None => {
             shared.stats.no_filter_chain_match.inc();

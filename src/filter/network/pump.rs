@@ -17,7 +17,6 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -75,9 +74,9 @@ pub struct PumpLimits {
 }
 
 /// One direction: where it reads, where it writes, and what it still owes the destination.
-struct Half<'a> {
-    src: ReadHalf<'a>,
-    dst: WriteHalf<'a>,
+struct Half<'a, R, W> {
+    src: R,
+    dst: W,
     stats: HalfStats<'a>,
     pending: Option<BytesMut>,
     /// The source reached EOF.
@@ -88,10 +87,12 @@ struct Half<'a> {
     from_downstream: bool,
 }
 
-/// The pump future. Poll it to completion; then read the byte totals.
-pub struct Pump<'a> {
-    d2u: Half<'a>,
-    u2d: Half<'a>,
+/// The pump future. Poll it to completion; then read the byte totals. The downstream side is
+/// any stream's read and write halves (plain TCP, or TLS after termination); the upstream side
+/// is a TCP connection.
+pub struct Pump<'a, DR, DW> {
+    d2u: Half<'a, DR, WriteHalf<'a>>,
+    u2d: Half<'a, ReadHalf<'a>, DW>,
     observers: &'a mut [Box<dyn Observer>],
     /// Most bytes one direction buffers.
     limit: usize,
@@ -100,30 +101,26 @@ pub struct Pump<'a> {
     last_activity: Instant,
 }
 
-impl<'a> Pump<'a> {
+impl<'a, R, W> Half<'a, R, W> {
+    fn new(src: R, dst: W, stats: HalfStats<'a>, from_downstream: bool) -> Self {
+        Half { src, dst, stats, pending: None, read_eof: false, done: false, total: 0, from_downstream }
+    }
+}
+
+impl<'a, DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Pump<'a, DR, DW> {
     /// `d2u` counts downstream→upstream bytes, `u2d` the other way.
     pub fn new(
-        (down, up): (&'a mut TcpStream, &'a mut TcpStream),
+        (down_r, down_w): (DR, DW),
+        up: &'a mut TcpStream,
         d2u: HalfStats<'a>,
         u2d: HalfStats<'a>,
         observers: &'a mut [Box<dyn Observer>],
         limits: PumpLimits,
-    ) -> Pump<'a> {
-        let (down_r, down_w) = down.split();
+    ) -> Self {
         let (up_r, up_w) = up.split();
-        let half = |src, dst, stats, from_downstream| Half {
-            src,
-            dst,
-            stats,
-            pending: None,
-            read_eof: false,
-            done: false,
-            total: 0,
-            from_downstream,
-        };
         Pump {
-            d2u: half(down_r, up_w, d2u, true),
-            u2d: half(up_r, down_w, u2d, false),
+            d2u: Half::new(down_r, up_w, d2u, true),
+            u2d: Half::new(up_r, down_w, u2d, false),
             observers,
             limit: limits.buffer_limit.max(1),
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
@@ -148,7 +145,7 @@ impl<'a> Pump<'a> {
     }
 }
 
-impl Half<'_> {
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
     /// Drives one direction as far as it can go without blocking. `Ready(Ok)` once it is done;
     /// `Pending` otherwise. `active` is set when bytes moved. `other_done` says the opposite
     /// direction has finished: then our EOF ends the connection and needs no `shutdown` call.
@@ -185,9 +182,10 @@ impl Half<'_> {
                 if self.pending.is_some() {
                     return Poll::Pending;
                 }
-                // Half-close: pass the FIN on and keep the other direction running.
-                if !other_done {
-                    let _ = socket2::SockRef::from(self.dst.as_ref()).shutdown(Shutdown::Write);
+                // Half-close: pass the FIN (and, over TLS, close_notify) on and keep the other
+                // direction running. When the other direction is done the sockets close anyway.
+                if !other_done && Pin::new(&mut self.dst).poll_shutdown(cx).is_pending() {
+                    return Poll::Pending;
                 }
                 self.done = true;
                 return Poll::Ready(Ok(()));
@@ -310,7 +308,7 @@ fn show_observers(observers: &mut [Box<dyn Observer>], from_downstream: bool, da
     Ok(())
 }
 
-impl Future for Pump<'_> {
+impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Future for Pump<'_, DR, DW> {
     type Output = PumpEnd;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {

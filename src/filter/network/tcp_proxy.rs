@@ -10,13 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::net::TcpStream;
-
 use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits};
 use crate::access_log::{AccessLog, ResponseFlags, StreamInfo};
 use crate::config::filters::{ClusterSpecifier, TcpProxyConfig};
 use crate::define_stats;
-use crate::filter::{ConnContext, Observer};
+use crate::filter::{ConnContext, Downstream, Observer};
 use crate::stats::Store;
 use crate::upstream::cluster::{Cluster, UpstreamConn};
 use crate::upstream::lb::hash_bytes;
@@ -104,7 +102,7 @@ impl TcpProxy {
     /// Serves one downstream connection until both directions are done.
     pub async fn serve(
         self: Arc<Self>,
-        mut downstream: TcpStream,
+        mut downstream: Downstream,
         cx: ConnContext,
         mut observers: Vec<Box<dyn Observer>>,
     ) {
@@ -119,32 +117,20 @@ impl TcpProxy {
                 upstream_local = up.stream().local_addr().ok();
             }
             let cluster = up.cluster.clone();
-            let mut pump = Pump::new(
-                (&mut downstream, up.stream_mut()),
-                HalfStats {
-                    rx: &self.stats.downstream_cx_rx_bytes_total,
-                    tx: &cluster.stats.upstream_cx_tx_bytes_total,
-                    buffered: &cluster.stats.upstream_cx_tx_bytes_buffered,
-                },
-                HalfStats {
-                    rx: &cluster.stats.upstream_cx_rx_bytes_total,
-                    tx: &self.stats.downstream_cx_tx_bytes_total,
-                    buffered: &self.stats.downstream_cx_tx_bytes_buffered,
-                },
-                &mut observers,
-                PumpLimits {
-                    buffer_limit: cx.listener.buffer_limit as usize,
-                    idle_timeout: self.idle_timeout,
-                    max_duration: self.max_duration,
-                },
-            );
-            let end = (&mut pump).await;
-            bytes = (pump.downstream_rx(), pump.upstream_rx());
+            let limits = PumpLimits {
+                buffer_limit: cx.listener.buffer_limit as usize,
+                idle_timeout: self.idle_timeout,
+                max_duration: self.max_duration,
+            };
+            let (end, rx, tx, upstream_ended) = match &mut downstream {
+                Downstream::Tcp(s) => self.pump(s.split(), &mut up, &mut observers, limits).await,
+                Downstream::Tls(t) => self.pump(tokio::io::split(&mut **t), &mut up, &mut observers, limits).await,
+            };
+            bytes = (rx, tx);
             // Envoy counts the upstream connection as closed by the remote when the upstream
             // ended it (its EOF arrived, also after our half-close, or it reset); a local close
             // when we tore it down first (downstream reset, a timer).
-            let remote = pump.upstream_ended() || end == PumpEnd::UpstreamError;
-            drop(pump);
+            let remote = upstream_ended || end == PumpEnd::UpstreamError;
             match end {
                 PumpEnd::IdleTimeout => {
                     self.stats.idle_timeout.inc();
@@ -184,6 +170,40 @@ impl TcpProxy {
         for log in self.access_logs.iter().chain(&cx.listener.access_logs) {
             log.log(&info);
         }
+    }
+
+    /// Moves bytes between the downstream halves and the upstream until the pump ends; returns
+    /// how it ended, the bytes read each way, and whether the upstream ended its side.
+    async fn pump<DR, DW>(
+        &self,
+        down: (DR, DW),
+        up: &mut UpstreamConn,
+        observers: &mut [Box<dyn Observer>],
+        limits: PumpLimits,
+    ) -> (PumpEnd, u64, u64, bool)
+    where
+        DR: tokio::io::AsyncRead + Unpin,
+        DW: tokio::io::AsyncWrite + Unpin,
+    {
+        let cluster = up.cluster.clone();
+        let mut pump = Pump::new(
+            down,
+            up.stream_mut(),
+            HalfStats {
+                rx: &self.stats.downstream_cx_rx_bytes_total,
+                tx: &cluster.stats.upstream_cx_tx_bytes_total,
+                buffered: &cluster.stats.upstream_cx_tx_bytes_buffered,
+            },
+            HalfStats {
+                rx: &cluster.stats.upstream_cx_rx_bytes_total,
+                tx: &self.stats.downstream_cx_tx_bytes_total,
+                buffered: &self.stats.downstream_cx_tx_bytes_buffered,
+            },
+            observers,
+            limits,
+        );
+        let end = (&mut pump).await;
+        (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
     }
 
     async fn connect<'s>(&'s self, cx: &ConnContext, out: &mut Outcome<'s>) -> Option<UpstreamConn> {

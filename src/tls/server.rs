@@ -1,0 +1,293 @@
+//! TLS termination: a rustls `ServerConfig` built from a `DownstreamTlsContext`, a certificate
+//! resolver whose certificates are swapped when their files change (no SDS, no restart), the
+//! handshake with Envoy's `listener.<addr>.ssl.*` counting, and the SAN check for mTLS.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{CipherSuite, NamedGroup, ProtocolVersion, RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::certs;
+use crate::config::tls::{DataSource, DownstreamTlsConfig, TlsVersion};
+use crate::define_stats;
+use crate::stats::{Counter, Store};
+
+define_stats! {
+    /// `listener.<addr>.ssl.*` (Envoy's names), plus Legate's certificate-reload counters.
+    pub struct SslStats {
+        counter connection_error,
+        counter handshake,
+        counter session_reused,
+        counter no_certificate,
+        counter fail_verify_no_cert,
+        counter fail_verify_error,
+        counter fail_verify_san,
+        counter fail_verify_cert_hash,
+        counter ocsp_staple_failed,
+        counter ocsp_staple_omitted,
+        counter ocsp_staple_responses,
+        counter ocsp_staple_requests,
+        counter was_key_usage_invalid,
+        counter certificate_reload_success,
+        counter certificate_reload_failure,
+    }
+}
+
+/// `ssl.ciphers.<c>`, `ssl.versions.<v>`, `ssl.curves.<c>`: created on first use, as Envoy does
+/// (the set is small and fixed by what rustls implements).
+struct DynamicStats {
+    store: Store,
+    prefix: String,
+    made: Mutex<HashMap<String, Counter>>,
+}
+
+impl DynamicStats {
+    fn inc(&self, kind: &str, name: &str) {
+        let key = format!("{kind}.{name}");
+        if let Ok(mut m) = self.made.lock() {
+            m.entry(key).or_insert_with_key(|k| self.store.counter(&format!("{}{k}", self.prefix))).inc();
+        }
+    }
+}
+
+/// Picks the first certificate whose key can sign with a scheme the client offers.
+#[derive(Debug)]
+struct CertResolver {
+    keys: ArcSwap<Vec<Arc<CertifiedKey>>>,
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let keys = self.keys.load();
+        let schemes = hello.signature_schemes();
+        keys.iter().find(|k| k.key.choose_scheme(schemes).is_some()).or_else(|| keys.first()).cloned()
+    }
+}
+
+/// One filter chain's TLS termination.
+pub struct TlsServer {
+    acceptor: TlsAcceptor,
+    resolver: Arc<CertResolver>,
+    pub stats: SslStats,
+    dynamic: DynamicStats,
+    cfg: DownstreamTlsConfig,
+    /// File fingerprints of the certificate sources, to notice rotation.
+    fingerprints: Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+/// Every TLS server of this process, for `/certs` and `server.days_until_first_cert_expiring`.
+static SERVERS: Mutex<Vec<Weak<TlsServer>>> = Mutex::new(Vec::new());
+
+fn openssl_cipher_name(s: CipherSuite) -> Option<&'static str> {
+    Some(match s {
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        _ => return None,
+    })
+}
+
+fn curve_name(g: NamedGroup) -> Option<&'static str> {
+    Some(match g {
+        NamedGroup::X25519 => "X25519",
+        NamedGroup::secp256r1 => "P-256",
+        NamedGroup::secp384r1 => "P-384",
+        NamedGroup::secp521r1 => "P-521",
+        _ => return None,
+    })
+}
+
+fn fingerprint(src: &DataSource) -> Option<(SystemTime, u64)> {
+    match src {
+        DataSource::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
+        DataSource::Inline(_) => None,
+    }
+}
+
+impl TlsServer {
+    /// Builds the server side of one chain; `stats_prefix` is `listener.<addr>.ssl.`.
+    pub fn new(cfg: &DownstreamTlsConfig, store: &Store, stats_prefix: &str) -> Result<Arc<TlsServer>, String> {
+        let keys: Vec<Arc<CertifiedKey>> =
+            cfg.certificates.iter().map(certs::certified_key).collect::<Result<_, _>>()?;
+        let resolver = Arc::new(CertResolver { keys: ArcSwap::from_pointee(keys) });
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !cfg.cipher_suites.is_empty() {
+            // TLS 1.3 suites are not configurable (as in Envoy); TLS 1.2 ones follow the list.
+            provider.cipher_suites.retain(|s| match s {
+                rustls::SupportedCipherSuite::Tls13(_) => true,
+                rustls::SupportedCipherSuite::Tls12(_) => {
+                    openssl_cipher_name(s.suite()).is_some_and(|n| cfg.cipher_suites.iter().any(|c| c == n))
+                }
+            });
+        }
+        let provider: Arc<CryptoProvider> = Arc::new(provider);
+        let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.min_version, cfg.max_version) {
+            (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
+            (_, TlsVersion::V1_2) => &[&rustls::version::TLS12],
+            _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)
+            .map_err(|e| format!("TLS parameters: {e}"))?;
+        let builder = match &cfg.trusted_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                for c in certs::certificates(ca)? {
+                    roots.add(c).map_err(|e| format!("trusted_ca {}: {e}", certs::describe(ca)))?;
+                }
+                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+                let v = if cfg.require_client_certificate { v } else { v.allow_unauthenticated() };
+                builder.with_client_cert_verifier(v.build().map_err(|e| format!("trusted_ca: {e}"))?)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(resolver.clone());
+        config.alpn_protocols = cfg.alpn_protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let server = Arc::new(TlsServer {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            resolver,
+            stats: SslStats::new(store, stats_prefix),
+            dynamic: DynamicStats {
+                store: store.clone(),
+                prefix: stats_prefix.to_string(),
+                made: Mutex::new(HashMap::new()),
+            },
+            fingerprints: Mutex::new(
+                cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect(),
+            ),
+            cfg: cfg.clone(),
+        });
+        if let Ok(mut all) = SERVERS.lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&server));
+        }
+        Ok(server)
+    }
+
+    /// Completes the handshake within `timeout`, counting the outcome; `None` closes the
+    /// connection.
+    pub async fn accept(&self, stream: TcpStream, timeout: Duration) -> Option<TlsStream<TcpStream>> {
+        let s = &self.stats;
+        let tls = match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                s.connection_error.inc();
+                match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(rustls::Error::NoCertificatesPresented) => s.fail_verify_no_cert.inc(),
+                    Some(rustls::Error::InvalidCertificate(_)) => s.fail_verify_error.inc(),
+                    _ => {}
+                }
+                tracing::debug!(target: "connection", "TLS handshake failed: {e}");
+                return None;
+            }
+            Err(_) => {
+                s.connection_error.inc();
+                return None;
+            }
+        };
+        let (_, conn) = tls.get_ref();
+        s.handshake.inc();
+        if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+            s.session_reused.inc();
+        }
+        match conn.protocol_version() {
+            Some(ProtocolVersion::TLSv1_3) => self.dynamic.inc("versions", "TLSv1.3"),
+            Some(ProtocolVersion::TLSv1_2) => self.dynamic.inc("versions", "TLSv1.2"),
+            _ => {}
+        }
+        if let Some(name) = conn.negotiated_cipher_suite().and_then(|c| openssl_cipher_name(c.suite())) {
+            self.dynamic.inc("ciphers", name);
+        }
+        if let Some(name) = conn.negotiated_key_exchange_group().and_then(|g| curve_name(g.name())) {
+            self.dynamic.inc("curves", name);
+        }
+        match conn.peer_certificates().and_then(|c| c.first()) {
+            None => s.no_certificate.inc(),
+            Some(leaf) if !self.cfg.san_matchers.is_empty() => {
+                let sans = certs::sans(leaf);
+                let ok = self
+                    .cfg
+                    .san_matchers
+                    .iter()
+                    .any(|m| sans.iter().any(|(t, v)| *t == m.san_type && m.matcher.matches(v, m.ignore_case)));
+                if !ok {
+                    s.fail_verify_san.inc();
+                    s.connection_error.inc();
+                    return None;
+                }
+            }
+            Some(_) => {}
+        }
+        Some(tls)
+    }
+
+    /// Reloads the certificates if their files changed. A file that is unreadable or does not
+    /// match its key keeps the old pair in service and counts `certificate_reload_failure`.
+    pub fn reload_if_changed(&self) {
+        let now: Vec<Option<(SystemTime, u64)>> =
+            self.cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect();
+        let Ok(mut seen) = self.fingerprints.lock() else { return };
+        if *seen == now {
+            return;
+        }
+        match self.cfg.certificates.iter().map(certs::certified_key).collect::<Result<Vec<_>, _>>() {
+            Ok(keys) => {
+                self.resolver.keys.store(Arc::new(keys));
+                self.stats.certificate_reload_success.inc();
+                *seen = now;
+                tracing::info!(target: "connection", "TLS certificates reloaded");
+            }
+            Err(e) => {
+                // Try again on the next change (or the next check, if the writer is mid-way).
+                self.stats.certificate_reload_failure.inc();
+                *seen = now;
+                tracing::warn!(target: "connection", "TLS certificate reload failed, keeping the previous certificates: {e}");
+            }
+        }
+    }
+
+    /// The certificates in service, DER.
+    pub fn certificate_chains(&self) -> Vec<Vec<Vec<u8>>> {
+        self.resolver.keys.load().iter().map(|k| k.cert.iter().map(|c| c.as_ref().to_vec()).collect()).collect()
+    }
+}
+
+/// Every live TLS server (for `/certs`).
+pub fn all_servers() -> Vec<Arc<TlsServer>> {
+    SERVERS.lock().map(|s| s.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
+}
+
+/// `server.days_until_first_cert_expiring`: the fewest days left over every served certificate.
+pub fn days_until_first_cert_expiring() -> Option<i64> {
+    all_servers()
+        .iter()
+        .flat_map(|s| s.certificate_chains())
+        .filter_map(|chain| chain.first().and_then(|leaf| certs::info(leaf)))
+        .map(|i| i.days_until_expiration)
+        .min()
+}
+
+/// Checks every TLS server's files every `every` until cancelled.
+pub async fn reload_loop(every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        for s in all_servers() {
+            s.reload_if_changed();
+        }
+    }
+}
