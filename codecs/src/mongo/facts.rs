@@ -2,6 +2,7 @@
 //! key of the body), database (`$db`), collection, filter shape and document count; for a reply
 //! `ok`, the error code, the number of documents, the cursor id and the write counts.
 
+use bson::raw::RawElement;
 use bson::{RawBsonRef, RawDocument};
 
 use super::op_reply::OpReply;
@@ -35,6 +36,8 @@ pub struct RequestFacts<'a> {
     pub comment: Option<&'a str>,
     /// `maxTimeMS` / `$maxTimeMS` when an integer.
     pub max_time_ms: i64,
+    /// False when the body's elements could not all be read (invalid BSON).
+    pub valid: bool,
 }
 
 /// Envoy's aliases of old lower-case command spellings.
@@ -60,6 +63,20 @@ fn get<'a>(doc: &'a RawDocument, key: &str) -> Option<RawBsonRef<'a>> {
 fn get_str<'a>(doc: &'a RawDocument, key: &str) -> Option<&'a str> {
     match get(doc, key)? {
         RawBsonRef::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn str_value<'a>(el: &RawElement<'a>) -> Option<&'a str> {
+    match el.value().ok()? {
+        RawBsonRef::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn doc_value<'a>(el: &RawElement<'a>) -> Option<&'a RawDocument> {
+    match el.value().ok()? {
+        RawBsonRef::Document(d) => Some(d),
         _ => None,
     }
 }
@@ -94,28 +111,43 @@ pub fn query_type(filter: &RawDocument) -> QueryType {
 }
 
 impl<'a> RequestFacts<'a> {
-    /// Facts of an OP_MSG request.
+    /// Facts of an OP_MSG request, read in one pass over the body's top-level elements
+    /// (values are only decoded for the keys that matter).
     pub fn from_msg(m: &OpMsg<'a>) -> RequestFacts<'a> {
-        let body = m.body;
-        let mut f = RequestFacts { db: get_str(body, "$db"), ..RequestFacts::default() };
-        let Some((name, value)) = first_key(body) else { return f };
-        let command = normalise(name);
-        f.command = Some(command);
-        f.collection = match value {
-            RawBsonRef::String(s) => Some(s),
-            _ => get_str(body, "collection"),
-        };
-        f.comment = get_str(body, "comment");
-        f.max_time_ms = get(body, "maxTimeMS").and_then(as_i64).unwrap_or(0);
-        match command {
-            "find" => {
-                if let Some(RawBsonRef::Document(filter)) = get(body, "filter") {
-                    f.query_type = query_type(filter);
+        let mut f = RequestFacts { valid: true, ..RequestFacts::default() };
+        let (mut collection_field, mut filter, mut pipeline, mut statements) = (None, None, None, None);
+        for (i, el) in m.body.iter_elements().enumerate() {
+            let Ok(el) = el else {
+                f.valid = false;
+                break;
+            };
+            let key = el.key();
+            if i == 0 {
+                f.command = Some(normalise(key));
+                if let Ok(RawBsonRef::String(s)) = el.value() {
+                    f.collection = Some(s);
                 }
+                continue;
             }
+            match key {
+                "$db" => f.db = str_value(&el),
+                "collection" => collection_field = str_value(&el),
+                "comment" => f.comment = str_value(&el),
+                "maxTimeMS" => f.max_time_ms = el.value().ok().and_then(as_i64).unwrap_or(0),
+                "filter" => filter = doc_value(&el),
+                "pipeline" => pipeline = el.value().ok(),
+                "documents" | "updates" | "deletes" => statements = el.value().ok(),
+                _ => {}
+            }
+        }
+        if f.collection.is_none() {
+            f.collection = collection_field;
+        }
+        match f.command.unwrap_or("") {
+            "find" => f.query_type = filter.map_or(QueryType::ScatterGet, query_type),
             "aggregate" => {
                 // The first stage, when it is a `$match`, is the filter.
-                if let Some(RawBsonRef::Array(p)) = get(body, "pipeline") {
+                if let Some(RawBsonRef::Array(p)) = pipeline {
                     if let Ok(Some(RawBsonRef::Document(stage))) = p.get(0) {
                         if let Some(RawBsonRef::Document(m)) = get(stage, "$match") {
                             f.query_type = query_type(m);
@@ -123,8 +155,8 @@ impl<'a> RequestFacts<'a> {
                     }
                 }
             }
-            "insert" | "update" | "delete" => {
-                let seq = match command {
+            c @ ("insert" | "update" | "delete") => {
+                let seq = match c {
                     "insert" => "documents",
                     "update" => "updates",
                     _ => "deletes",
@@ -133,7 +165,7 @@ impl<'a> RequestFacts<'a> {
                 // other allowed form.
                 f.documents = match m.sequence(seq) {
                     Some(s) => s.count,
-                    None => array_len(get(body, seq)),
+                    None => array_len(statements),
                 };
             }
             _ => {}
@@ -145,7 +177,8 @@ impl<'a> RequestFacts<'a> {
     /// may be wrapped in `$query`), else a plain query on `<db>.<collection>`.
     pub fn from_query(q: &OpQuery<'a>) -> RequestFacts<'a> {
         let (db, coll) = q.full_collection_name.split_once('.').unwrap_or((q.full_collection_name, ""));
-        let mut f = RequestFacts { db: Some(db), ..RequestFacts::default() };
+        let valid = q.query.iter_elements().all(|e| e.is_ok());
+        let mut f = RequestFacts { db: Some(db), valid, ..RequestFacts::default() };
         let wrapped = match get(q.query, "$query") {
             Some(RawBsonRef::Document(d)) => Some(d),
             _ => None,
@@ -198,6 +231,8 @@ pub struct ReplyFacts {
     pub n_modified: Option<i64>,
     /// Entries in `writeErrors`.
     pub write_errors: u32,
+    /// False when the reply document's elements could not all be read (invalid BSON).
+    pub valid: bool,
 }
 
 fn ok_value(v: Option<RawBsonRef<'_>>) -> bool {
@@ -211,22 +246,36 @@ fn ok_value(v: Option<RawBsonRef<'_>>) -> bool {
 }
 
 impl ReplyFacts {
-    /// Facts of a command reply document (the OP_MSG body, or OP_REPLY's first document).
+    /// Facts of a command reply document (the OP_MSG body, or OP_REPLY's first document), in
+    /// one pass over its top-level elements.
     fn from_command_reply(doc: &RawDocument) -> ReplyFacts {
-        let mut f = ReplyFacts {
-            ok: ok_value(get(doc, "ok")),
-            code: get(doc, "code").and_then(as_i64).map(|c| c as i32),
-            documents: 1,
-            size: doc.as_bytes().len() as u64,
-            n: get(doc, "n").and_then(as_i64),
-            n_modified: get(doc, "nModified").and_then(as_i64),
-            write_errors: array_len(get(doc, "writeErrors")),
-            ..ReplyFacts::default()
-        };
-        if let Some(RawBsonRef::Document(c)) = get(doc, "cursor") {
-            f.cursor_id = get(c, "id").and_then(as_i64).unwrap_or(0);
-            let batch = get(c, "firstBatch").or_else(|| get(c, "nextBatch"));
-            f.documents = array_len(batch);
+        let mut f =
+            ReplyFacts { documents: 1, size: doc.as_bytes().len() as u64, valid: true, ..ReplyFacts::default() };
+        for el in doc.iter_elements() {
+            let Ok(el) = el else {
+                f.valid = false;
+                break;
+            };
+            match el.key() {
+                "ok" => f.ok = ok_value(el.value().ok()),
+                "code" => f.code = el.value().ok().and_then(as_i64).map(|c| c as i32),
+                "n" => f.n = el.value().ok().and_then(as_i64),
+                "nModified" => f.n_modified = el.value().ok().and_then(as_i64),
+                "writeErrors" => f.write_errors = array_len(el.value().ok()),
+                "cursor" => {
+                    let Some(c) = doc_value(&el) else { continue };
+                    f.documents = 0;
+                    for el in c.iter_elements() {
+                        let Ok(el) = el else { break };
+                        match el.key() {
+                            "id" => f.cursor_id = el.value().ok().and_then(as_i64).unwrap_or(0),
+                            "firstBatch" | "nextBatch" => f.documents = array_len(el.value().ok()),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
         f
     }
@@ -244,7 +293,7 @@ impl ReplyFacts {
     pub fn from_reply(r: &OpReply<'_>, command: bool) -> ReplyFacts {
         let mut f = match (command, r.first()) {
             (true, Some(doc)) => ReplyFacts::from_command_reply(doc),
-            _ => ReplyFacts { ok: r.flags & super::op_reply::QUERY_FAILURE == 0, ..ReplyFacts::default() },
+            _ => ReplyFacts { ok: r.flags & super::op_reply::QUERY_FAILURE == 0, valid: true, ..ReplyFacts::default() },
         };
         // Envoy: the reply's document count and the sum of their sizes.
         f.documents = r.document_count;

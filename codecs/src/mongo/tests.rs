@@ -136,10 +136,15 @@ fn sections_that_overrun_bad_bson_and_unknown_kinds_are_message_errors() {
     let mut overrun = good.clone();
     overrun[seq_at..seq_at + 4].copy_from_slice(&1000i32.to_le_bytes());
     assert_eq!(Message::parse(&h, &overrun).err(), Some(MessageError::Overrun("document sequence")));
-    // A body document whose element type is invalid.
+    // A body document whose element type is invalid: framed, but its facts say invalid.
     let mut bad = good.clone();
     bad[16 + 4 + 1 + 4] = 0x77;
-    assert_eq!(Message::parse(&h, &bad).err(), Some(MessageError::InvalidBson("body section")));
+    assert!(!RequestFacts::from_msg(&msg(&h, &bad)).valid);
+    assert!(RequestFacts::from_msg(&msg(&h, &good)).valid);
+    // A body whose declared length disagrees with its terminator.
+    let mut unterminated = good.clone();
+    unterminated[16 + 4 + 1 + body.as_bytes().len() - 1] = 1;
+    assert_eq!(Message::parse(&h, &unterminated).err(), Some(MessageError::InvalidBson("body section")));
     let mut kind = good.clone();
     kind[seq_at - 1] = 9;
     assert_eq!(Message::parse(&h, &kind).err(), Some(MessageError::SectionKind(9)));

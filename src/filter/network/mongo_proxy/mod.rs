@@ -223,6 +223,10 @@ impl MongoObserver {
             s.op_msg_exhaust_allowed.inc();
         }
         let f = RequestFacts::from_msg(m);
+        if !f.valid {
+            s.decoding_error.inc();
+            return;
+        }
         let name = f.command.unwrap_or("");
         let cmd = self.shared.reg.command(name);
         cmd.total.inc();
@@ -274,6 +278,10 @@ impl MongoObserver {
             }
         }
         let f = RequestFacts::from_query(q);
+        if !f.valid {
+            s.decoding_error.inc();
+            return;
+        }
         self.log(|| {
             json!({"opcode": "OP_QUERY", "id": h.request_id, "response_to": h.response_to,
             "flags": format!("{:#x}", q.flags), "ns": q.full_collection_name, "skip": q.number_to_skip,
@@ -369,6 +377,10 @@ impl MongoObserver {
                 return;
             }
         };
+        if !facts.valid {
+            self.stats().decoding_error.inc();
+            return;
+        }
         let Some(i) = self.pending.iter().position(|p| p.request_id == h.response_to) else {
             // A reply to a request this connection never sent.
             self.stats().decoding_error.inc();
