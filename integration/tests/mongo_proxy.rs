@@ -192,3 +192,21 @@ fn mockupdb_scripted_errors_and_a_legacy_op_query_are_counted_exactly() {
     assert_eq!(v("collection.items.docs_inserted"), 2, "the replies' n: 0 then 2");
     assert_eq!(v("decoding_error"), 0);
 }
+
+#[test]
+fn mongo_proxy_config_refuses_delay_and_suggests_misspelt_fields() {
+    let dir = TempDir::new("mongocfg");
+    let listener = mongo_listener(
+        "m",
+        "m",
+        "c",
+        "commands: [find]\nemit_dynamic_metadata: true\ndelay: {fixed_delay: 1s, percentage: {numerator: 50}}\nacces_log: /tmp/x",
+    );
+    let yaml = bootstrap(&[listener], &[static_cluster("c", &["127.0.0.1:1".parse().expect("addr")])]);
+    let path = dir.write("m.yaml", &yaml);
+    let out = legate_integration::legate::validate(&path, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("field 'delay' of MongoProxy is not supported by Legate"), "{text}");
+    assert!(text.contains("unknown field 'acces_log' in MongoProxy (did you mean 'access_log'?)"), "{text}");
+}
