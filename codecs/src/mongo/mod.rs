@@ -51,6 +51,8 @@ pub enum MessageError {
     SectionKind(u8),
     #[error("unknown required OP_MSG flag bits {0:#x}")]
     RequiredFlags(u32),
+    #[error("OP_COMPRESSED: {0}")]
+    Compressed(&'static str),
 }
 
 /// One message, borrowed from the bytes it was framed in.

@@ -253,3 +253,35 @@ fn error_replies_give_code_and_write_errors() {
     let f = ReplyFacts::from_msg(&msg(&h, &m));
     assert_eq!((f.ok, f.n, f.write_errors), (true, Some(1), 1));
 }
+
+#[test]
+fn op_compressed_snappy_and_zlib_give_back_the_original_message() {
+    use std::io::Write;
+    let (_, whole) = messages(CLIENT)[2];
+    let body = &whole[HEADER_LEN..];
+    let snappy = snap::raw::Encoder::new().compress_vec(body).expect("snappy");
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(body).expect("zlib");
+    let zlib = z.finish().expect("zlib");
+    for (id, payload) in [(compressed::SNAPPY, &snappy), (compressed::ZLIB, &zlib), (compressed::NOOP, &body.to_vec())]
+    {
+        let m = legacy(2012, &[&2013i32.to_le_bytes(), &(body.len() as i32).to_le_bytes(), &[id], payload]);
+        let h = split_message(&m).expect("frames").expect("whole");
+        let Message::Compressed(c) = Message::parse(&h, &m).expect("parses") else { panic!("not compressed") };
+        let mut out = Vec::new();
+        let orig = c.decompress(&h, &mut out).expect("decompresses").expect("known compressor");
+        assert_eq!(orig.op_code, 2013);
+        assert_eq!(&out[HEADER_LEN..], body);
+        let f = RequestFacts::from_msg(&msg(&orig, &out));
+        assert_eq!((f.command, f.collection, f.documents), (Some("insert"), Some("people"), 1));
+    }
+    // A size that lies, and zstd (counted, not decompressed).
+    let m = legacy(2012, &[&2013i32.to_le_bytes(), &(body.len() as i32 - 1).to_le_bytes(), &[compressed::ZLIB], &zlib]);
+    let h = split_message(&m).expect("frames").expect("whole");
+    let Message::Compressed(c) = Message::parse(&h, &m).expect("parses") else { panic!("not compressed") };
+    assert!(c.decompress(&h, &mut Vec::new()).is_err());
+    let m = legacy(2012, &[&2013i32.to_le_bytes(), &10i32.to_le_bytes(), &[compressed::ZSTD], b"zz"]);
+    let h = split_message(&m).expect("frames").expect("whole");
+    let Message::Compressed(c) = Message::parse(&h, &m).expect("parses") else { panic!("not compressed") };
+    assert_eq!(c.decompress(&h, &mut Vec::new()), Ok(None));
+}

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use legate_codecs::mongo::facts::{QueryType, ReplyFacts, RequestFacts};
-use legate_codecs::mongo::{op_query, op_reply, Header, Message, OpMsg};
+use legate_codecs::mongo::{op_query, op_reply, Header, Message, OpCompressed, OpMsg};
 use serde_json::json;
 
 use self::framer::Framer;
@@ -207,9 +207,29 @@ impl MongoObserver {
             }
             Message::Update(_) => self.stats().op_update.inc(),
             Message::Delete(_) => self.stats().op_delete.inc(),
-            Message::Compressed(_) => self.stats().op_compressed.inc(),
+            Message::Compressed(c) => {
+                self.stats().op_compressed.inc();
+                if let Some((orig, bytes)) = self.decompress(h, &c) {
+                    self.on_request(&orig, &bytes);
+                }
+            }
             Message::Unknown { op_code: 2010, .. } => self.stats().op_command.inc(),
             Message::Reply(_) | Message::Unknown { .. } => self.stats().op_unknown.inc(),
+        }
+    }
+
+    /// The original message inside an OP_COMPRESSED (snappy, zlib, noop); `None` for zstd
+    /// (counted only) or a body that does not decompress (counted as `decoding_error`).
+    fn decompress(&self, h: &Header, c: &OpCompressed) -> Option<(Header, Vec<u8>)> {
+        let mut out = Vec::new();
+        match c.decompress(h, &mut out) {
+            Ok(Some(orig)) => Some((orig, out)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(target: "mongo", "mongo decoding error: {e}");
+                self.stats().decoding_error.inc();
+                None
+            }
         }
     }
 
@@ -364,8 +384,11 @@ impl MongoObserver {
                 });
                 (f, false)
             }
-            Message::Compressed(_) => {
+            Message::Compressed(c) => {
                 self.stats().op_compressed.inc();
+                if let Some((orig, bytes)) = self.decompress(h, &c) {
+                    self.on_reply(&orig, &bytes);
+                }
                 return;
             }
             Message::Unknown { op_code: 2011, .. } => {

@@ -124,3 +124,39 @@ fn bad_messages_are_skipped_and_unframeable_streams_are_dropped() {
     assert_eq!(value(&store, "cmd.find.total"), 1);
     assert!(o.dead);
 }
+
+#[test]
+fn zlib_compressed_requests_and_replies_are_decoded_like_plain_ones() {
+    use std::io::Write;
+    let store = Store::new();
+    let mut o = MongoObserver::new(proxy(&store));
+    let compress = |m: &[u8]| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&m[16..]).expect("zlib");
+        let z = z.finish().expect("zlib");
+        let mut out = Vec::new();
+        let op = i32::from_le_bytes([m[12], m[13], m[14], m[15]]);
+        let body_len = (m.len() - 16) as i32;
+        let total = (16 + 9 + z.len()) as i32;
+        for v in [
+            total,
+            i32::from_le_bytes([m[4], m[5], m[6], m[7]]),
+            i32::from_le_bytes([m[8], m[9], m[10], m[11]]),
+            2012,
+            op,
+            body_len,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.push(legate_codecs::mongo::compressed::ZLIB);
+        out.extend_from_slice(&z);
+        out
+    };
+    o.on_downstream_data(&compress(&find(1)));
+    o.on_upstream_data(&compress(&batch(2, 1, 0, 3, 0)));
+    assert_eq!(value(&store, "op_compressed"), 2);
+    assert_eq!(value(&store, "cmd.find.total"), 1);
+    assert_eq!(value(&store, "op_msg_reply"), 1);
+    assert_eq!(value(&store, "decoding_error"), 0);
+    assert!(o.pending.is_empty());
+}
