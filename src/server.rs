@@ -16,6 +16,7 @@ use crate::config::filters::NetworkFilterConfig;
 use crate::config::listener::{FilterChainConfig, ListenerConfig};
 use crate::config::Loaded;
 use crate::define_stats;
+use crate::filter::network::mongo_proxy::MongoProxy;
 use crate::filter::network::tcp_proxy::TcpProxy;
 use crate::filter::network::udp_proxy::UdpProxy;
 use crate::filter::{FilterChain, Terminal};
@@ -138,13 +139,10 @@ pub struct ListenerInfo {
 
 /// Builds the filter chains of one TCP listener.
 /// `ssl_prefix` is the listener's `listener.<addr>.ssl.` stats prefix.
-fn build_chain(
-    cfg: &FilterChainConfig,
-    store: &Store,
-    cm: &ClusterManager,
-    ssl_prefix: &str,
-) -> Result<FilterChain, String> {
+fn build_chain(cfg: &FilterChainConfig, b: &BuildCx, ssl_prefix: &str) -> Result<FilterChain, String> {
+    let (store, cm) = (b.store, b.cm);
     let mut terminal = None;
+    let mut observers: Vec<Arc<dyn crate::filter::ObserverFactory>> = Vec::new();
     for f in &cfg.filters {
         match f {
             NetworkFilterConfig::RedisProxy(r) => {
@@ -153,6 +151,9 @@ fn build_chain(
                         .map_err(|e| format!("{}: {e}", r.path))?,
                 )))
             }
+            NetworkFilterConfig::MongoProxy(m) => observers.push(Arc::new(Arc::new(
+                MongoProxy::new(m, store, b.runtime).map_err(|e| format!("{}: {e}", m.path))?,
+            ))),
             NetworkFilterConfig::TcpProxy(t) => {
                 terminal = Some(Terminal::TcpProxy(Arc::new(
                     TcpProxy::new(t, store, cm).map_err(|e| format!("{}: {e}", t.path))?,
@@ -168,7 +169,7 @@ fn build_chain(
         ),
         None => None,
     };
-    Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal, tls })
+    Ok(FilterChain { name: cfg.name.clone(), observers, terminal, tls })
 }
 
 /// What building a listener needs from its generation.
@@ -186,10 +187,9 @@ fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Resul
     let ssl_prefix = format!("listener.{}.ssl.", cfg.stats_name());
     let mut chains = Vec::new();
     for c in &cfg.filter_chains {
-        chains.push((c.matcher.clone(), build_chain(c, b.store, b.cm, &ssl_prefix)?));
+        chains.push((c.matcher.clone(), build_chain(c, b, &ssl_prefix)?));
     }
-    let default_chain =
-        cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b.store, b.cm, &ssl_prefix)).transpose()?;
+    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b, &ssl_prefix)).transpose()?;
     let access_logs =
         crate::access_log_build::build_all(&cfg.access_log).map_err(|e| format!("listener '{}': {e}", cfg.name))?;
     let connection_limit = b.runtime.get_u64(&format!("envoy.resource_limits.listener.{}.connection_limit", cfg.name));

@@ -7,6 +7,7 @@
 //!
 //! - [`redis`]: RESP2/RESP3 framing, request decoding and command classification.
 
+pub mod mongo;
 pub mod redis;
 pub mod tls;
 pub mod varlen;

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod envoy;
 pub mod legate;
+pub mod mongo;
 pub mod peers;
 pub mod process;
 pub mod redis;

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod filters;
 pub mod listener;
 pub mod merge;
+pub mod mongo_proxy;
 pub mod redis_proxy;
 pub mod source;
 pub mod tls;

@@ -58,6 +58,7 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
                             );
                         }
                     }
+                    NetworkFilterConfig::MongoProxy(_) => {}
                 }
             }
         }

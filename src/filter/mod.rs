@@ -27,6 +27,8 @@ pub enum FilterAction {
 pub trait Observer: Send {
     fn on_downstream_data(&mut self, data: &[u8]) -> FilterAction;
     fn on_upstream_data(&mut self, data: &[u8]) -> FilterAction;
+    /// The terminal connected to this upstream host (before any upstream data).
+    fn on_upstream_host(&mut self, _addr: SocketAddr) {}
     fn on_close(&mut self) {}
 }
 

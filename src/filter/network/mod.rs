@@ -1,5 +1,6 @@
 //! Network (L4) filters.
 
+pub mod mongo_proxy;
 pub mod pump;
 pub mod redis_proxy;
 pub mod tcp_proxy;

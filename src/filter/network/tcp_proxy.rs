@@ -112,6 +112,9 @@ impl TcpProxy {
         let (mut bytes, mut upstream_local) = ((0, 0), None);
         if let Some(mut up) = self.connect(&cx, &mut out).await {
             out.upstream_host = Some(up.host.address);
+            for o in &mut observers {
+                o.on_upstream_host(up.host.address);
+            }
             // getsockname only when a log will print it.
             if !(self.access_logs.is_empty() && cx.listener.access_logs.is_empty()) {
                 upstream_local = up.stream().local_addr().ok();
