@@ -57,6 +57,13 @@ fn tls_is_terminated_and_plain_bytes_reach_the_upstream() {
     // The upstream saw plain bytes: the echo came back decrypted and re-encrypted.
     assert!(s.value("tcp.tls.downstream_cx_rx_bytes_total") >= 11);
     assert!(legate.stats().value("server.days_until_first_cert_expiring") > 0);
+    // `/certs` shows the served certificate in Envoy's CertificateDetails shape.
+    let r = legate.get("/certs");
+    let v: serde_json::Value = serde_json::from_str(&r.body).expect("/certs is JSON");
+    let leaf = &v["certificates"][0]["cert_chain"][0];
+    assert_eq!(leaf["path"], cert.as_str(), "{}", r.body);
+    assert_eq!(leaf["subject_alt_names"][0]["dns"], "localhost", "{}", r.body);
+    assert!(leaf["days_until_expiration"].as_str().is_some_and(|d| d.parse::<u64>().is_ok()), "{}", r.body);
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //! and `/certs`, in Envoy's formats.
 //!
 //! Legate has no hot restart, so `/hot_restart_version` prints `disabled` (what Envoy prints
-//! when hot restart is disabled) and `/server_info` says the same. `/certs` lists no
-//! certificates until TLS lands.
+//! when hot restart is disabled) and `/server_info` says the same. `/certs` lists the
+//! certificates of every TLS-terminating filter chain (and their trusted CA), in Envoy's
+//! `CertificateDetails` shape.
 
 use serde_json::{json, Map, Value};
 
@@ -30,7 +31,42 @@ pub(crate) fn hot_restart_version(_state: &AdminState, _req: &AdminRequest) -> R
 
 /// `GET /certs`.
 pub(crate) fn certs(_state: &AdminState, _req: &AdminRequest) -> Reply {
-    Reply::json(pretty(&json!({"certificates": []})))
+    let certificates: Vec<Value> =
+        crate::tls::server::all_servers().iter().map(|s| certs_json(&s.certificate_report())).collect();
+    Reply::json(pretty(&json!({ "certificates": certificates })))
+}
+
+/// One TLS context's entry: `ca_cert` and `cert_chain` as lists of `CertificateDetails`.
+fn certs_json(r: &crate::tls::server::CertReport) -> Value {
+    let details = |(path, der): &(String, Vec<u8>)| -> Option<Value> {
+        let i = crate::tls::certs::info(der)?;
+        let sans: Vec<Value> = i
+            .subject_alt_names
+            .iter()
+            .map(|(t, v)| {
+                let k = match t {
+                    crate::config::tls::SanType::Dns => "dns",
+                    crate::config::tls::SanType::Uri => "uri",
+                    crate::config::tls::SanType::Email => "email",
+                    crate::config::tls::SanType::IpAddress => "ip_address",
+                };
+                json!({ k: v })
+            })
+            .collect();
+        // uint64 fields are strings in protobuf JSON.
+        Some(json!({
+            "path": path,
+            "serial_number": i.serial_number,
+            "subject_alt_names": sans,
+            "days_until_expiration": i.days_until_expiration.max(0).to_string(),
+            "valid_from": i.valid_from,
+            "expiration_time": i.expiration_time,
+        }))
+    };
+    let mut m = Map::new();
+    m.insert("ca_cert".into(), Value::Array(r.ca.iter().filter_map(details).collect()));
+    m.insert("cert_chain".into(), Value::Array(r.chain.iter().filter_map(details).collect()));
+    Value::Object(m)
 }
 
 /// `GET /memory`: Envoy's tcmalloc figures, filled from jemalloc. `heap_size` is jemalloc's

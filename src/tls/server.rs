@@ -260,10 +260,42 @@ impl TlsServer {
         }
     }
 
+    /// What `/certs` shows: `(path or "<inline>", DER)` of the trusted CA certificates and of
+    /// the leaf of each certificate chain in service.
+    pub fn certificate_report(&self) -> CertReport {
+        let path = |src: &DataSource| match src {
+            DataSource::File(p) => p.clone(),
+            DataSource::Inline(_) => "<inline>".to_string(),
+        };
+        let ca = self
+            .cfg
+            .trusted_ca
+            .as_ref()
+            .and_then(|src| {
+                certs::certificates(src).ok().map(|c| c.iter().map(|d| (path(src), d.as_ref().to_vec())).collect())
+            })
+            .unwrap_or_default();
+        let chain = self
+            .resolver
+            .keys
+            .load()
+            .iter()
+            .zip(&self.cfg.certificates)
+            .filter_map(|(k, pair)| k.cert.first().map(|leaf| (path(&pair.chain), leaf.as_ref().to_vec())))
+            .collect();
+        CertReport { ca, chain }
+    }
+
     /// The certificates in service, DER.
     pub fn certificate_chains(&self) -> Vec<Vec<Vec<u8>>> {
         self.resolver.keys.load().iter().map(|k| k.cert.iter().map(|c| c.as_ref().to_vec()).collect()).collect()
     }
+}
+
+/// What one TLS context serves, for `/certs`.
+pub struct CertReport {
+    pub ca: Vec<(String, Vec<u8>)>,
+    pub chain: Vec<(String, Vec<u8>)>,
 }
 
 /// Every live TLS server (for `/certs`).
