@@ -99,7 +99,14 @@ fn mtls_accepts_a_good_client_certificate_and_refuses_none_a_foreign_one_or_a_wr
         "            validation_context:\n              trusted_ca: {{filename: '{ca}'}}\n              match_typed_subject_alt_names:\n              - san_type: URI\n                matcher: {{exact: 'spiffe://legate/client'}}\n"
     );
     let echo = TcpEcho::start();
-    let legate = Legate::start(&config(&echo, &cert, &key, &common, "          require_client_certificate: true\n"));
+    let log = d.join("access.log");
+    let log_cfg = format!(
+        "          cluster: echo\n          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: '{}'\n              log_format: {{text_format_source: {{inline_string: \"%DOWNSTREAM_TLS_VERSION% %REQUESTED_SERVER_NAME% %DOWNSTREAM_PEER_SUBJECT%\\n\"}}}}\n",
+        log.display()
+    );
+    let cfg = config(&echo, &cert, &key, &common, "          require_client_certificate: true\n")
+        .replace("          cluster: echo\n", &log_cfg);
+    let legate = Legate::start(&cfg);
     let port = legate.listener_port("tls");
     let ca_pem = pki.ca_pem();
     let attempt = |client: Option<&Leaf>| -> bool {
@@ -117,6 +124,8 @@ fn mtls_accepts_a_good_client_certificate_and_refuses_none_a_foreign_one_or_a_wr
     assert_eq!(s.value("listener.127.0.0.1_0.ssl.fail_verify_no_cert"), 1);
     assert_eq!(s.value("listener.127.0.0.1_0.ssl.fail_verify_error"), 1);
     assert_eq!(s.value("tcp.tls.downstream_cx_total"), 1, "only the good client reached tcp_proxy");
+    let line = std::fs::read_to_string(&log).expect("access log");
+    assert_eq!(line, "TLSv1.3 localhost CN=client\n", "TLS operators in the access log");
 }
 
 #[test]

@@ -29,8 +29,9 @@
 //! `{UPSTREAM,DOWNSTREAM}_{WIRE,HEADER,DECOMPRESSED_HEADER}_BYTES_{SENT,RECEIVED}` family,
 //! `UPSTREAM_PROTOCOL`, `CONNECTION_TERMINATION_DETAILS`, `UPSTREAM_HOST_NAME[_WITHOUT_PORT]`,
 //! `UPSTREAM_CONNECTION_ID`, `UPSTREAM_REQUEST_ATTEMPT_COUNT`,
-//! `DOWNSTREAM_DIRECT_{LOCAL,REMOTE}_{ADDRESS,ADDRESS_WITHOUT_PORT,PORT}`, every TLS operator
-//! (`DOWNSTREAM_TLS_*`, `DOWNSTREAM_PEER_*`, `DOWNSTREAM_LOCAL_*_SAN`, `DOWNSTREAM_LOCAL_SUBJECT`,
+//! `DOWNSTREAM_DIRECT_{LOCAL,REMOTE}_{ADDRESS,ADDRESS_WITHOUT_PORT,PORT}`, the TLS operators
+//! other than `DOWNSTREAM_TLS_VERSION`, `DOWNSTREAM_TLS_CIPHER` and `DOWNSTREAM_PEER_SUBJECT`
+//! (`DOWNSTREAM_TLS_SESSION_ID`, the other `DOWNSTREAM_PEER_*`, `DOWNSTREAM_LOCAL_*_SAN`, `DOWNSTREAM_LOCAL_SUBJECT`,
 //! `UPSTREAM_TLS_*`, `UPSTREAM_PEER_*`, `UPSTREAM_LOCAL_*_SAN`, `*_PEER_CERT_V_START/END`,
 //! `TLS_JA3_FINGERPRINT`, `TLS_JA4_FINGERPRINT`, `DOWNSTREAM_TRANSPORT_FAILURE_REASON`: all `-`
 //! in Envoy too on plain-text connections), `FILTER_CHAIN_NAME`, `VIRTUAL_CLUSTER_NAME`,
@@ -140,6 +141,9 @@ pub(crate) enum Op {
     ConnectionId,
     RouteName,
     RequestedServerName,
+    DownstreamTlsVersion,
+    DownstreamTlsCipher,
+    DownstreamPeerSubject,
     UpstreamTransportFailureReason,
     HeadersBytes(Headers),
     GrpcStatus(GrpcFormat),
@@ -186,6 +190,9 @@ fn plain_op(command: &str) -> Option<Op> {
         "CONNECTION_ID" => Op::ConnectionId,
         "ROUTE_NAME" => Op::RouteName,
         "REQUESTED_SERVER_NAME" => Op::RequestedServerName,
+        "DOWNSTREAM_TLS_VERSION" => Op::DownstreamTlsVersion,
+        "DOWNSTREAM_TLS_CIPHER" => Op::DownstreamTlsCipher,
+        "DOWNSTREAM_PEER_SUBJECT" => Op::DownstreamPeerSubject,
         "UPSTREAM_TRANSPORT_FAILURE_REASON" => Op::UpstreamTransportFailureReason,
         "REQUEST_HEADERS_BYTES" => Op::HeadersBytes(Headers::Request),
         "RESPONSE_HEADERS_BYTES" => Op::HeadersBytes(Headers::Response),
@@ -440,6 +447,11 @@ impl Op {
                 Value::Str(sni) => Value::Str(sanitize_hostname(&sni)),
                 other => other,
             },
+            Op::DownstreamTlsVersion => {
+                info.downstream_tls_version.map_or(Value::Missing, |v| Value::Str(v.to_string()))
+            }
+            Op::DownstreamTlsCipher => info.downstream_tls_cipher.map_or(Value::Missing, |v| Value::Str(v.to_string())),
+            Op::DownstreamPeerSubject => non_empty(&info.downstream_peer_subject),
             Op::UpstreamTransportFailureReason => match non_empty(&info.upstream_transport_failure_reason) {
                 Value::Str(r) => Value::Str(r.replace(' ', "_")),
                 other => other,

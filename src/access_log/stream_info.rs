@@ -64,6 +64,12 @@ pub struct StreamInfo {
     pub route_name: Option<String>,
     /// SNI sent by the downstream client.
     pub requested_server_name: Option<String>,
+    /// The downstream TLS version (`TLSv1.3`), when Legate terminated TLS.
+    pub downstream_tls_version: Option<&'static str>,
+    /// The downstream TLS cipher (OpenSSL name), when Legate terminated TLS.
+    pub downstream_tls_cipher: Option<&'static str>,
+    /// The subject of the client certificate (RFC 2253 form), when one was presented.
+    pub downstream_peer_subject: Option<String>,
     /// Request headers, lower-case names; HTTP only, empty for TCP.
     pub request_headers: Vec<(String, String)>,
     /// Response headers, lower-case names.
@@ -92,6 +98,9 @@ impl Default for StreamInfo {
             connection_id: 0,
             route_name: None,
             requested_server_name: None,
+            downstream_tls_version: None,
+            downstream_tls_cipher: None,
+            downstream_peer_subject: None,
             request_headers: Vec::new(),
             response_headers: Vec::new(),
             response_trailers: Vec::new(),

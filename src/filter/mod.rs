@@ -44,6 +44,10 @@ pub struct ConnContext {
     pub downstream_remote: SocketAddr,
     pub downstream_local: SocketAddr,
     pub listener: Arc<ListenerShared>,
+    /// The SNI the client asked for (from the TLS inspector or the terminated handshake).
+    pub requested_server_name: Option<String>,
+    /// What the TLS handshake settled, when the chain terminated TLS.
+    pub tls: Option<Arc<crate::tls::server::TlsFacts>>,
 }
 
 /// An accepted downstream connection: plain TCP, or TLS terminated by the filter chain's

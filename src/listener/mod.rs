@@ -248,25 +248,33 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
         let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
         matcher::select(&matches, &facts)
     };
-    drop(inspected);
+    let requested_server_name = inspected.and_then(|h| h.server_name);
     let chain = match selected {
         Some(i) => shared.chains.get(i).map(|(_, c)| c),
         None => shared.default_chain.as_ref(),
     };
     match chain {
         Some(chain) => {
-            let cx = ConnContext {
+            let mut cx = ConnContext {
                 connection_id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
                 downstream_remote: remote,
                 downstream_local: local,
                 listener: shared.clone(),
+                requested_server_name,
+                tls: None,
             };
             let downstream = match &chain.tls {
                 None => Downstream::Tcp(stream),
                 Some(tls) => {
                     let timeout = shared.listener_filters_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
                     match tls.accept(stream, timeout).await {
-                        Some(s) => Downstream::Tls(Box::new(s)),
+                        Some((s, facts)) => {
+                            if cx.requested_server_name.is_none() {
+                                cx.requested_server_name = facts.server_name.clone();
+                            }
+                            cx.tls = Some(Arc::new(facts));
+                            Downstream::Tls(Box::new(s))
+                        }
                         None => return,
                     }
                 }

@@ -103,3 +103,9 @@ pub fn sans(der: &[u8]) -> Vec<(SanType, String)> {
         })
         .collect()
 }
+
+/// The subject of a DER certificate in RFC 2253 form (`CN=client,O=Example`).
+pub fn subject(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.subject().to_string())
+}

@@ -83,6 +83,15 @@ pub struct TlsServer {
     fingerprints: Mutex<Vec<Option<(SystemTime, u64)>>>,
 }
 
+/// What a terminated handshake settled, for access logs.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFacts {
+    pub version: Option<&'static str>,
+    pub cipher: Option<&'static str>,
+    pub peer_subject: Option<String>,
+    pub server_name: Option<String>,
+}
+
 /// Every TLS server of this process, for `/certs` and `server.days_until_first_cert_expiring`.
 static SERVERS: Mutex<Vec<Weak<TlsServer>>> = Mutex::new(Vec::new());
 
@@ -180,7 +189,7 @@ impl TlsServer {
 
     /// Completes the handshake within `timeout`, counting the outcome; `None` closes the
     /// connection.
-    pub async fn accept(&self, stream: TcpStream, timeout: Duration) -> Option<TlsStream<TcpStream>> {
+    pub async fn accept(&self, stream: TcpStream, timeout: Duration) -> Option<(TlsStream<TcpStream>, TlsFacts)> {
         let s = &self.stats;
         let tls = match tokio::time::timeout(timeout, self.acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
@@ -200,17 +209,25 @@ impl TlsServer {
             }
         };
         let (_, conn) = tls.get_ref();
+        let mut facts = TlsFacts { server_name: conn.server_name().map(str::to_string), ..TlsFacts::default() };
         s.handshake.inc();
         if conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
             s.session_reused.inc();
         }
         match conn.protocol_version() {
-            Some(ProtocolVersion::TLSv1_3) => self.dynamic.inc("versions", "TLSv1.3"),
-            Some(ProtocolVersion::TLSv1_2) => self.dynamic.inc("versions", "TLSv1.2"),
+            Some(ProtocolVersion::TLSv1_3) => facts.version = Some("TLSv1.3"),
+            Some(ProtocolVersion::TLSv1_2) => facts.version = Some("TLSv1.2"),
             _ => {}
+        }
+        if let Some(v) = facts.version {
+            self.dynamic.inc("versions", v);
         }
         if let Some(name) = conn.negotiated_cipher_suite().and_then(|c| openssl_cipher_name(c.suite())) {
             self.dynamic.inc("ciphers", name);
+            facts.cipher = Some(name);
+        }
+        if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
+            facts.peer_subject = certs::subject(leaf);
         }
         if let Some(name) = conn.negotiated_key_exchange_group().and_then(|g| curve_name(g.name())) {
             self.dynamic.inc("curves", name);
@@ -232,7 +249,7 @@ impl TlsServer {
             }
             Some(_) => {}
         }
-        Some(tls)
+        Some((tls, facts))
     }
 
     /// Reloads the certificates if their files changed. A file that is unreadable or does not

@@ -168,6 +168,10 @@ impl TcpProxy {
             downstream_remote_address: Some(cx.downstream_remote),
             downstream_local_address: Some(cx.downstream_local),
             connection_id: cx.connection_id,
+            requested_server_name: cx.requested_server_name.clone(),
+            downstream_tls_version: cx.tls.as_ref().and_then(|t| t.version),
+            downstream_tls_cipher: cx.tls.as_ref().and_then(|t| t.cipher),
+            downstream_peer_subject: cx.tls.as_ref().and_then(|t| t.peer_subject.clone()),
             ..StreamInfo::default()
         };
         for log in self.access_logs.iter().chain(&cx.listener.access_logs) {
