@@ -170,6 +170,8 @@ step() {
 
 TEST_LOG="$(mktemp)"
 run_tests() {
+    # The build step just built target/debug/legate with cargo.
+    export LEGATE_BINARY_JUST_BUILT=1
     # --no-fail-fast: run every test binary even after one failed.
     cargo test --workspace --no-fail-fast -- --test-threads="$TEST_THREADS" 2>&1 | tee "$TEST_LOG"
     return "${PIPESTATUS[0]}"
