@@ -5,4 +5,5 @@
 //! panics. No sockets and no `tokio::net` here. The protocol codecs (Redis, Postgres, MongoDB,
 //! gRPC framing) arrive with their issues; this crate starts with what the core needs.
 
+pub mod postgres;
 pub mod varlen;
