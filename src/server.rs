@@ -138,8 +138,12 @@ pub struct ListenerInfo {
 /// Builds the filter chains of one TCP listener.
 fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> Result<FilterChain, String> {
     let mut terminal = None;
+    let mut observers: Vec<Arc<dyn crate::filter::ObserverFactory>> = Vec::new();
     for f in &cfg.filters {
         match f {
+            NetworkFilterConfig::PostgresProxy(p) => {
+                observers.push(Arc::new(crate::filter::network::postgres_proxy::PostgresProxy::new(p, store)))
+            }
             NetworkFilterConfig::TcpProxy(t) => {
                 terminal = Some(Terminal::TcpProxy(Arc::new(
                     TcpProxy::new(t, store, cm).map_err(|e| format!("{}: {e}", t.path))?,
@@ -148,7 +152,7 @@ fn build_chain(cfg: &FilterChainConfig, store: &Store, cm: &ClusterManager) -> R
         }
     }
     let terminal = terminal.ok_or_else(|| format!("{}: no terminal filter", cfg.path))?;
-    Ok(FilterChain { name: cfg.name.clone(), observers: Vec::new(), terminal })
+    Ok(FilterChain { name: cfg.name.clone(), observers, terminal })
 }
 
 /// What building a listener needs from its generation.

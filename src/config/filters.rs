@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::access_log::{access_logs, AccessLogConfig};
 use super::decode::{did_you_mean, Obj};
+use super::postgres_proxy::{PostgresProxyConfig, POSTGRES_PROXY_NAME, POSTGRES_PROXY_TYPE};
 
 pub const TCP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub const TCP_PROXY_NAME: &str = "envoy.filters.network.tcp_proxy";
@@ -16,13 +17,12 @@ pub const TCP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const UDP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The network filters Legate knows, by `@type` and by name.
-const KNOWN: &[(&str, &str)] = &[(TCP_PROXY_TYPE, TCP_PROXY_NAME)];
+const KNOWN: &[(&str, &str)] = &[(TCP_PROXY_TYPE, TCP_PROXY_NAME), (POSTGRES_PROXY_TYPE, POSTGRES_PROXY_NAME)];
 
 /// Envoy network filters Legate does not implement (yet): named as such, not as typos.
 const ENVOY_ONLY: &[&str] = &[
     "envoy.filters.network.http_connection_manager",
     "envoy.filters.network.redis_proxy",
-    "envoy.filters.network.postgres_proxy",
     "envoy.filters.network.mongo_proxy",
     "envoy.filters.network.mysql_proxy",
     "envoy.filters.network.thrift_proxy",
@@ -38,6 +38,8 @@ const ENVOY_ONLY: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetworkFilterConfig {
     TcpProxy(TcpProxyConfig),
+    /// An observer placed before the terminal filter.
+    PostgresProxy(PostgresProxyConfig),
 }
 
 impl NetworkFilterConfig {
@@ -66,6 +68,10 @@ impl NetworkFilterConfig {
             Some(TCP_PROXY_TYPE) => {
                 tc.retype("TcpProxy");
                 Some(NetworkFilterConfig::TcpProxy(TcpProxyConfig::decode(&mut tc)))
+            }
+            Some(POSTGRES_PROXY_TYPE) => {
+                tc.retype("PostgresProxy");
+                Some(NetworkFilterConfig::PostgresProxy(PostgresProxyConfig::decode(&mut tc)))
             }
             _ => {
                 let shown = if ty.is_empty() { name.clone() } else { ty.clone() };

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod filters;
 pub mod listener;
 pub mod merge;
+pub mod postgres_proxy;
 pub mod source;
 mod validate;
 

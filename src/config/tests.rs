@@ -65,7 +65,9 @@ fn an_envoy_bootstrap_loads_with_envoy_defaults() {
     let loaded = load(&LoadOptions { config_path: Some(path), ..Default::default() }).expect("loads");
     let b = loaded.bootstrap;
     assert_eq!(b.listeners.len(), 2);
-    let NetworkFilterConfig::TcpProxy(t) = &b.listeners[0].filter_chains[0].filters[0];
+    let NetworkFilterConfig::TcpProxy(t) = &b.listeners[0].filter_chains[0].filters[0] else {
+        panic!("expected tcp_proxy");
+    };
     assert_eq!(t.stat_prefix, "ingress");
     assert_eq!(t.idle_timeout, Some(Duration::from_millis(250)));
     assert_eq!(t.max_connect_attempts, 1);

@@ -53,6 +53,7 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
                             );
                         }
                     }
+                    NetworkFilterConfig::PostgresProxy(_) => {}
                 }
             }
         }

@@ -45,6 +45,8 @@ pub enum PumpEnd {
     UpstreamError,
     IdleTimeout,
     MaxDuration,
+    /// An observer answered locally and closed the connection (`FilterAction::ReplyAndClose`).
+    FilterClosed,
 }
 
 /// The counters one direction moves.
@@ -61,6 +63,10 @@ struct Half<'a> {
     stats: HalfStats<'a>,
     pending: Option<Bytes>,
     eof: bool,
+    /// The source ended; pass the FIN on once `pending` (an observer's last words) is written.
+    eof_after_pending: bool,
+    /// An observer's local answer to the downstream, before closing.
+    reply: Option<&'static [u8]>,
     total: u64,
 }
 
@@ -84,6 +90,8 @@ pub struct Pump<'a> {
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     max_duration: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
+    /// A local reply being written to the downstream (and how much of it is written).
+    closing: Option<(&'static [u8], usize)>,
 }
 
 impl<'a> Pump<'a> {
@@ -95,7 +103,7 @@ impl<'a> Pump<'a> {
         observers: &'a mut [Box<dyn Observer>],
         limits: PumpLimits,
     ) -> Pump<'a> {
-        let half = |stats| Half { stats, pending: None, eof: false, total: 0 };
+        let half = |stats| Half { stats, pending: None, eof: false, eof_after_pending: false, reply: None, total: 0 };
         Pump {
             down,
             up,
@@ -106,6 +114,7 @@ impl<'a> Pump<'a> {
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
             last_activity: Instant::now(),
+            closing: None,
         }
     }
 
@@ -125,9 +134,49 @@ impl<'a> Pump<'a> {
     }
 }
 
+impl Pump<'_> {
+    /// Writes what the downstream is already owed, then the local reply, then closes the
+    /// downstream's write side.
+    fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(p) = &mut self.u2d.pending {
+            ready!(self.down.poll_write_ready(cx))?;
+            match self.down.try_write(p) {
+                Ok(n) => {
+                    p.advance(n);
+                    self.u2d.stats.tx.add(n as u64);
+                    self.u2d.stats.buffered.sub(n as u64);
+                    if p.is_empty() {
+                        self.u2d.pending = None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        while let Some((r, off)) = &mut self.closing {
+            if *off == r.len() {
+                let _ = socket2::SockRef::from(self.down).shutdown(Shutdown::Write);
+                return Poll::Ready(Ok(()));
+            }
+            ready!(self.down.poll_write_ready(cx))?;
+            match self.down.try_write(&r[*off..]) {
+                Ok(n) => {
+                    *off += n;
+                    self.u2d.stats.tx.add(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 enum Read {
     Eof,
     WouldBlock,
+    /// An observer answers locally and closes.
+    Reply(&'static [u8]),
     /// Bytes read; how many were written at once; what is left to write.
     Data(usize, usize, Option<Bytes>),
 }
@@ -162,6 +211,11 @@ impl Half<'_> {
                 }
                 continue;
             }
+            if self.eof_after_pending {
+                let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+                self.eof_after_pending = false;
+                self.eof = true;
+            }
             if self.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -174,7 +228,26 @@ impl Half<'_> {
             reads += 1;
             match read_and_forward(src, dst, observers, from_downstream, limit)? {
                 Read::WouldBlock => {}
+                Read::Reply(r) => {
+                    self.reply = Some(r);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "closed by a network filter",
+                    )));
+                }
+                Read::Eof if !from_downstream => {
+                    // The upstream ended: observers may have last words for the downstream.
+                    let last = observers.iter_mut().find_map(|o| o.on_upstream_eof());
+                    if let Some(r) = last {
+                        self.stats.buffered.add(r.len() as u64);
+                        self.pending = Some(Bytes::from_static(r));
+                    }
+                    self.eof_after_pending = true;
+                }
                 Read::Eof => {
+                    for o in observers.iter_mut() {
+                        o.on_downstream_eof();
+                    }
                     // Half-close: pass the FIN on and keep the other direction running.
                     let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
                     self.eof = true;
@@ -215,8 +288,12 @@ fn read_and_forward(
         let data = &buf[..n];
         for o in observers.iter_mut() {
             let act = if from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
-            if act == FilterAction::Close {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+            match act {
+                FilterAction::Continue => {}
+                FilterAction::Close => {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+                }
+                FilterAction::ReplyAndClose(r) => return Ok(Read::Reply(r)),
             }
         }
         let mut off = 0;
@@ -239,16 +316,33 @@ impl Future for Pump<'_> {
         let this = self.get_mut();
         let mut active = false;
         let (down, up, limit) = (this.down, this.up, this.limit);
-        let a = this.d2u.poll_move(cx, (down, up), this.observers, (true, limit), &mut active);
-        if let Poll::Ready(Err(_)) = a {
-            return Poll::Ready(PumpEnd::DownstreamError);
+        if this.closing.is_none() {
+            let a = this.d2u.poll_move(cx, (down, up), this.observers, (true, limit), &mut active);
+            if let Poll::Ready(Err(_)) = a {
+                match this.d2u.reply.take() {
+                    Some(r) => this.closing = Some((r, 0)),
+                    None => return Poll::Ready(PumpEnd::DownstreamError),
+                }
+            }
+            if this.closing.is_none() {
+                let b = this.u2d.poll_move(cx, (up, down), this.observers, (false, limit), &mut active);
+                if let Poll::Ready(Err(_)) = b {
+                    match this.u2d.reply.take() {
+                        Some(r) => this.closing = Some((r, 0)),
+                        None => return Poll::Ready(PumpEnd::UpstreamError),
+                    }
+                }
+                if a.is_ready() && b.is_ready() && this.closing.is_none() {
+                    return Poll::Ready(PumpEnd::Done);
+                }
+            }
         }
-        let b = this.u2d.poll_move(cx, (up, down), this.observers, (false, limit), &mut active);
-        if let Poll::Ready(Err(_)) = b {
-            return Poll::Ready(PumpEnd::UpstreamError);
-        }
-        if a.is_ready() && b.is_ready() {
-            return Poll::Ready(PumpEnd::Done);
+        if this.closing.is_some() {
+            match this.poll_reply(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(PumpEnd::FilterClosed),
+                Poll::Ready(Err(_)) => return Poll::Ready(PumpEnd::DownstreamError),
+                Poll::Pending => {}
+            }
         }
         if let Some(max) = &mut this.max_duration {
             if max.as_mut().poll(cx).is_ready() {
