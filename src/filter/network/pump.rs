@@ -268,6 +268,27 @@ impl Half<'_> {
     }
 }
 
+/// One read. A short read means the socket's receive queue was empty after it, so the read
+/// readiness is cleared right away (through `try_io`, which ignores the clear when an event
+/// arrived meanwhile; tokio never clears the read-closed state, so a FIN queued behind the data
+/// is still seen). This saves the extra `recv` that would only return EAGAIN, one system call of
+/// three per request/response exchange.
+fn read_drained(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let r = src.try_io(tokio::io::Interest::READABLE, || {
+        let n = io::Read::read(&mut &*socket2::SockRef::from(src), buf)?;
+        if n > 0 && n < buf.len() {
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => r,
+    }
+}
+
 /// One read into the per-thread scratch buffer, shown to the observers, written on at once.
 fn read_and_forward(
     src: &TcpStream,
@@ -279,7 +300,7 @@ fn read_and_forward(
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let buf = &mut s[..limit];
-        let n = match src.try_read(buf) {
+        let n = match read_drained(src, buf) {
             Ok(0) => return Ok(Read::Eof),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Read::WouldBlock),

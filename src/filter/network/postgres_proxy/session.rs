@@ -64,7 +64,7 @@ struct State {
 impl State {
     /// Counts a protocol error once per connection.
     fn protocol_error(&mut self, what: &dyn std::fmt::Display) {
-        tracing::debug!(target: "postgres_proxy", "protocol error: {what}");
+        tracing::debug!(target: "postgres", "protocol error: {what}");
         if !std::mem::replace(&mut self.protocol_error_counted, true) {
             self.shared.stats.protocol_errors.inc();
         }
