@@ -154,6 +154,9 @@ fn build_chain(cfg: &FilterChainConfig, b: &BuildCx, ssl_prefix: &str) -> Result
             NetworkFilterConfig::MongoProxy(m) => observers.push(Arc::new(Arc::new(
                 MongoProxy::new(m, store, b.runtime).map_err(|e| format!("{}: {e}", m.path))?,
             ))),
+            NetworkFilterConfig::PostgresProxy(p) => {
+                observers.push(Arc::new(crate::filter::network::postgres_proxy::PostgresProxy::new(p, store)))
+            }
             NetworkFilterConfig::TcpProxy(t) => {
                 terminal = Some(Terminal::TcpProxy(Arc::new(
                     TcpProxy::new(t, store, cm).map_err(|e| format!("{}: {e}", t.path))?,

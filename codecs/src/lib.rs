@@ -8,6 +8,7 @@
 //! - [`redis`]: RESP2/RESP3 framing, request decoding and command classification.
 
 pub mod mongo;
+pub mod postgres;
 pub mod redis;
 pub mod tls;
 pub mod varlen;

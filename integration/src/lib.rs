@@ -16,6 +16,7 @@
 //! - [`envoy`]: locating and serving the real Envoy (unique `--base-id` per run).
 //! - [`peers`]: TCP/UDP echo servers (optionally with an identifying banner), a refusing port,
 //!   client helpers.
+//! - [`postgres`]: a throw-away PostgreSQL cluster per test, psql and pgbench.
 //! - [`redis`]: a real redis-server and redis-cli.
 //! - [`yaml`]: builders for the Envoy v3 configs the tests serve.
 
@@ -24,6 +25,7 @@ pub mod envoy;
 pub mod legate;
 pub mod mongo;
 pub mod peers;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod tls;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::access_log::{access_logs, AccessLogConfig};
 use super::decode::{did_you_mean, Obj};
 use super::mongo_proxy::{MongoProxyConfig, MONGO_PROXY_NAME, MONGO_PROXY_TYPE};
+use super::postgres_proxy::{PostgresProxyConfig, POSTGRES_PROXY_NAME, POSTGRES_PROXY_TYPE};
 use super::redis_proxy::{RedisProxyConfig, REDIS_PROXY_NAME, REDIS_PROXY_TYPE};
 
 pub const TCP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
@@ -18,13 +19,16 @@ pub const TCP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const UDP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The network filters Legate knows, by `@type` and by name.
-const KNOWN: &[(&str, &str)] =
-    &[(TCP_PROXY_TYPE, TCP_PROXY_NAME), (REDIS_PROXY_TYPE, REDIS_PROXY_NAME), (MONGO_PROXY_TYPE, MONGO_PROXY_NAME)];
+const KNOWN: &[(&str, &str)] = &[
+    (TCP_PROXY_TYPE, TCP_PROXY_NAME),
+    (REDIS_PROXY_TYPE, REDIS_PROXY_NAME),
+    (MONGO_PROXY_TYPE, MONGO_PROXY_NAME),
+    (POSTGRES_PROXY_TYPE, POSTGRES_PROXY_NAME),
+];
 
 /// Envoy network filters Legate does not implement (yet): named as such, not as typos.
 const ENVOY_ONLY: &[&str] = &[
     "envoy.filters.network.http_connection_manager",
-    "envoy.filters.network.postgres_proxy",
     "envoy.filters.network.mysql_proxy",
     "envoy.filters.network.thrift_proxy",
     "envoy.filters.network.dubbo_proxy",
@@ -41,6 +45,8 @@ pub enum NetworkFilterConfig {
     TcpProxy(TcpProxyConfig),
     RedisProxy(Box<RedisProxyConfig>),
     MongoProxy(MongoProxyConfig),
+    /// An observer placed before the terminal filter.
+    PostgresProxy(PostgresProxyConfig),
 }
 
 impl NetworkFilterConfig {
@@ -77,6 +83,10 @@ impl NetworkFilterConfig {
             Some(MONGO_PROXY_TYPE) => {
                 tc.retype("MongoProxy");
                 Some(NetworkFilterConfig::MongoProxy(MongoProxyConfig::decode(&mut tc)))
+            }
+            Some(POSTGRES_PROXY_TYPE) => {
+                tc.retype("PostgresProxy");
+                Some(NetworkFilterConfig::PostgresProxy(PostgresProxyConfig::decode(&mut tc)))
             }
             _ => {
                 let shown = if ty.is_empty() { name.clone() } else { ty.clone() };

@@ -11,6 +11,7 @@ pub mod filters;
 pub mod listener;
 pub mod merge;
 pub mod mongo_proxy;
+pub mod postgres_proxy;
 pub mod redis_proxy;
 pub mod source;
 pub mod tls;

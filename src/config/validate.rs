@@ -59,6 +59,7 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
                         }
                     }
                     NetworkFilterConfig::MongoProxy(_) => {}
+                    NetworkFilterConfig::PostgresProxy(_) => {}
                 }
             }
         }

@@ -21,6 +21,11 @@ pub enum FilterAction {
     Continue,
     /// Close the connection (e.g. a protocol violation the filter must not let through).
     Close,
+    /// Answer locally, then close: the bytes that triggered this are not forwarded; these are
+    /// written to the downstream (after anything it is already owed), then the connection
+    /// closes. For a protocol's own error form (e.g. a Postgres ErrorResponse) where the
+    /// protocol allows one. Static: such answers are fixed messages.
+    ReplyAndClose(&'static [u8]),
 }
 
 /// A per-connection observer.
@@ -29,6 +34,13 @@ pub trait Observer: Send {
     fn on_upstream_data(&mut self, data: &[u8]) -> FilterAction;
     /// The terminal connected to this upstream host (before any upstream data).
     fn on_upstream_host(&mut self, _addr: SocketAddr) {}
+    /// The upstream ended its side. Bytes returned here are written to the downstream before
+    /// the close is passed on (e.g. an error message telling the client the server went away).
+    fn on_upstream_eof(&mut self) -> Option<&'static [u8]> {
+        None
+    }
+    /// The downstream ended its side (its FIN is passed on to the upstream).
+    fn on_downstream_eof(&mut self) {}
     fn on_close(&mut self) {}
 }
 

@@ -1,6 +1,7 @@
 //! Network (L4) filters.
 
 pub mod mongo_proxy;
+pub mod postgres_proxy;
 pub mod pump;
 pub mod redis_proxy;
 pub mod tcp_proxy;

@@ -52,6 +52,8 @@ pub enum PumpEnd {
     UpstreamError,
     IdleTimeout,
     MaxDuration,
+    /// An observer answered locally and closed the connection (`FilterAction::ReplyAndClose`).
+    FilterClosed,
 }
 
 /// The counters one direction moves.
@@ -85,6 +87,8 @@ struct Half<'a, R, W> {
     done: bool,
     total: u64,
     from_downstream: bool,
+    /// An observer's local answer to the downstream, before closing.
+    reply: Option<&'static [u8]>,
 }
 
 /// The pump future. Poll it to completion; then read the byte totals. The downstream side is
@@ -99,11 +103,13 @@ pub struct Pump<'a, DR, DW> {
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     max_duration: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
+    /// A local reply being written to the downstream (and how much of it is written).
+    closing: Option<(&'static [u8], usize)>,
 }
 
 impl<'a, R, W> Half<'a, R, W> {
     fn new(src: R, dst: W, stats: HalfStats<'a>, from_downstream: bool) -> Self {
-        Half { src, dst, stats, pending: None, read_eof: false, done: false, total: 0, from_downstream }
+        Half { src, dst, stats, pending: None, read_eof: false, done: false, total: 0, from_downstream, reply: None }
     }
 }
 
@@ -126,6 +132,7 @@ impl<'a, DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Pump<'a, DR, DW> {
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
             last_activity: Instant::now(),
+            closing: None,
         }
     }
 
@@ -195,6 +202,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
             } else {
                 self.read_batch(cx, observers, limit.min(SCRATCH_SIZE))?
             };
+            if self.read_eof {
+                show_eof(self, observers);
+            }
             match moved {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(m) => *active |= m,
@@ -229,7 +239,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
             return Ok(Poll::Ready(false));
         }
         let data = &p[before..];
-        show_observers(observers, self.from_downstream, data)?;
+        show_observers(observers, self.from_downstream, data, &mut self.reply)?;
         self.total += n as u64;
         self.stats.rx.add(n as u64);
         self.stats.buffered.add(n as u64);
@@ -274,7 +284,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
                 return Ok(if self.read_eof { Poll::Ready(false) } else { Poll::Pending });
             }
             let data = &rb.filled()[..n];
-            show_observers(observers, self.from_downstream, data)?;
+            show_observers(observers, self.from_downstream, data, &mut self.reply)?;
             self.total += n as u64;
             self.stats.rx.add(n as u64);
             let mut off = 0;
@@ -297,15 +307,85 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
     }
 }
 
-/// Shows bytes to every observer; an observer asking to close ends the connection.
-fn show_observers(observers: &mut [Box<dyn Observer>], from_downstream: bool, data: &[u8]) -> io::Result<()> {
+impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Pump<'_, DR, DW> {
+    fn start_reply(&mut self, reply: &'static [u8], cx: &mut Context<'_>) -> Poll<PumpEnd> {
+        self.closing = Some((reply, 0));
+        self.poll_reply(cx).map(|_| PumpEnd::FilterClosed)
+    }
+
+    /// Writes what the downstream is already owed, then the local reply, then ends the
+    /// downstream's write side. Errors end it early (the connection closes either way).
+    fn poll_reply(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let down = &mut self.u2d;
+        while let Some(p) = &mut down.pending {
+            match Pin::new(&mut down.dst).poll_write(cx, p) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    p.advance(n);
+                    down.stats.tx.add(n as u64);
+                    down.stats.buffered.sub(n as u64);
+                    if p.is_empty() {
+                        down.pending = None;
+                    }
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+            }
+        }
+        while let Some((r, off)) = &mut self.closing {
+            if *off == r.len() {
+                return Pin::new(&mut down.dst).poll_shutdown(cx).map(|_| ());
+            }
+            match Pin::new(&mut down.dst).poll_write(cx, &r[*off..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    *off += n;
+                    down.stats.tx.add(n as u64);
+                }
+                Poll::Ready(_) => return Poll::Ready(()),
+            }
+        }
+        Poll::Ready(())
+    }
+}
+
+/// Shows bytes to every observer. An observer asking to close ends the connection; one that
+/// answers locally leaves its reply in `reply` (the bytes are not forwarded).
+fn show_observers(
+    observers: &mut [Box<dyn Observer>],
+    from_downstream: bool,
+    data: &[u8],
+    reply: &mut Option<&'static [u8]>,
+) -> io::Result<()> {
     for o in observers.iter_mut() {
         let act = if from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
-        if act == FilterAction::Close {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
+        match act {
+            FilterAction::Continue => {}
+            FilterAction::Close => {
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"))
+            }
+            FilterAction::ReplyAndClose(r) => {
+                *reply = Some(r);
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "answered locally by a network filter"));
+            }
         }
     }
     Ok(())
+}
+
+/// Tells the observers that this direction's source ended; the upstream's end may leave last
+/// words for the downstream, queued before the FIN.
+fn show_eof<W>(half: &mut Half<'_, impl AsyncRead, W>, observers: &mut [Box<dyn Observer>]) {
+    if half.from_downstream {
+        for o in observers.iter_mut() {
+            o.on_downstream_eof();
+        }
+    } else if let Some(r) = observers.iter_mut().find_map(|o| o.on_upstream_eof()) {
+        half.stats.buffered.add(r.len() as u64);
+        match &mut half.pending {
+            Some(p) => p.extend_from_slice(r),
+            None => half.pending = Some(BytesMut::from(r)),
+        }
+    }
 }
 
 impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Future for Pump<'_, DR, DW> {
@@ -313,15 +393,24 @@ impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Future for Pump<'_, DR, DW> 
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {
         let this = self.get_mut();
+        if this.closing.is_some() {
+            return this.poll_reply(cx).map(|_| PumpEnd::FilterClosed);
+        }
         let mut active = false;
         let limit = this.limit;
         let a = this.d2u.poll_move(cx, this.observers, (limit, this.u2d.done), &mut active);
         if let Poll::Ready(Err(_)) = a {
-            return Poll::Ready(PumpEnd::DownstreamError);
+            return match this.d2u.reply.take() {
+                Some(r) => this.start_reply(r, cx),
+                None => Poll::Ready(PumpEnd::DownstreamError),
+            };
         }
         let b = this.u2d.poll_move(cx, this.observers, (limit, this.d2u.done), &mut active);
         if let Poll::Ready(Err(_)) = b {
-            return Poll::Ready(PumpEnd::UpstreamError);
+            return match this.u2d.reply.take() {
+                Some(r) => this.start_reply(r, cx),
+                None => Poll::Ready(PumpEnd::UpstreamError),
+            };
         }
         if a.is_ready() && b.is_ready() {
             return Poll::Ready(PumpEnd::Done);

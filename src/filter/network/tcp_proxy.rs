@@ -143,7 +143,7 @@ impl TcpProxy {
                     self.stats.max_downstream_connection_duration.inc();
                     out.flags.set(ResponseFlags::DT);
                 }
-                PumpEnd::Done | PumpEnd::DownstreamError | PumpEnd::UpstreamError => {}
+                PumpEnd::Done | PumpEnd::DownstreamError | PumpEnd::UpstreamError | PumpEnd::FilterClosed => {}
             }
             if remote {
                 up.mark_remote_close();

@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# PostgreSQL benchmark: `pgbench -S -c 16 -j 2 -T <t>` against a throw-away PostgreSQL
+# directly, through Legate (postgres_proxy + tcp_proxy, --concurrency 1), through haproxy
+# (mode tcp, one thread) and through pgbouncer (session mode; single-threaded by design).
+# All on 127.0.0.1; targets interleaved inside each round; medians over rounds; ratios to
+# direct and to pgbouncer; transactions per proxy-CPU-second from /proc/<pid>/stat.
+#
+#   benches/postgres.sh [options]
+#     -r N          rounds (default 3)
+#     -t S          pgbench -T seconds (default 10)
+#     -o DIR        results directory (default benches/results/postgres-<timestamp>)
+#     --quick       smoke test: 1 round, -T 3
+#     --no-sql      Legate with enable_sql_parsing: false as well (an extra target)
+#     --no-build    do not run `cargo build --release`
+#     -h, --help    this text
+#   Environment: LEGATE_BIN (default <repo>/target/release/legate), BASE_PORT (default 25400).
+set -u
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+ROUNDS=3; T=10; OUTDIR=""; BUILD=1; NOSQL=0
+usage() { sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    -r) ROUNDS=$2; shift 2;;
+    -t) T=$2; shift 2;;
+    -o) OUTDIR=$2; shift 2;;
+    --quick) ROUNDS=1; T=3; shift;;
+    --no-sql) NOSQL=1; shift;;
+    --no-build) BUILD=0; shift;;
+    -h|--help) usage; exit 0;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2;;
+  esac
+done
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "missing $1. Install it: $2"; }
+need pgbench "apt-get install postgresql-client"
+need haproxy "apt-get install haproxy"
+need pgbouncer "apt-get install pgbouncer"
+need ss "apt-get install iproute2"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$PGBIN/initdb" ] || die "PostgreSQL server not found in /usr/lib/postgresql/*/bin: apt-get install postgresql"
+if [ -z "${LEGATE_BIN:-}" ]; then
+  LEGATE_BIN="$REPO/target/release/legate"
+  if [ "$BUILD" = 1 ]; then
+    log "cargo build --release"
+    (cd "$REPO" && cargo build --release --bin legate) || die "cargo build --release failed"
+  fi
+fi
+[ -x "$LEGATE_BIN" ] || die "legate binary not found at $LEGATE_BIN"
+
+B=${BASE_PORT:-25400}
+PG=$((B+1)); LEG=$((B+2)); HAP=$((B+3)); BOUNCER=$((B+4)); LEG_ADMIN=$((B+5)); LEG2=$((B+6)); LEG2_ADMIN=$((B+7))
+for p in $PG $LEG $HAP $BOUNCER $LEG_ADMIN $LEG2 $LEG2_ADMIN; do
+  ss -Hltn "sport = :$p" | grep -q . && die "port $p is in use; pick another BASE_PORT"
+done
+
+OUTDIR=${OUTDIR:-$BENCH_DIR/results/postgres-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUTDIR"/{logs,conf} || die "cannot create $OUTDIR"
+OUTDIR=$(cd "$OUTDIR" && pwd)
+chmod 755 "$OUTDIR" "$OUTDIR/conf" "$OUTDIR/logs"
+RAW=$OUTDIR/raw.csv
+echo "target,round,tps,transactions,proxy_cpu_s,tx_per_cpu_s" >"$RAW"
+
+# PostgreSQL and pgbouncer refuse to run as root: run them as the postgres user then.
+AS_PG=()
+if [ "$(id -u)" = 0 ]; then
+  id postgres >/dev/null 2>&1 || die "running as root needs a postgres user (Debian's postgresql package creates it)"
+  AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups)
+  chown -R postgres:postgres "$OUTDIR"
+fi
+
+PIDS=()
+start_bg() {  # name cmd...
+  local name=$1; shift
+  "$@" >"$OUTDIR/logs/$name.log" 2>&1 &
+  LAST_PID=$!; PIDS+=("$LAST_PID")
+  log "started $name pid=$LAST_PID"
+}
+stop_pid() {
+  local pid=$1 i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for ((i=0; i<100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+}
+cleanup() {
+  local i
+  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[$i]}"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+wait_port() {
+  local i
+  for ((i=0; i<300; i++)); do
+    ss -Hltn "sport = :$1" | grep -q . && return 0
+    kill -0 "$LAST_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {  # utime+stime of one process (all threads)
+  local s; s=$(cat /proc/"$1"/stat 2>/dev/null) || { echo 0; return; }
+  s=${s##*) }
+  # shellcheck disable=SC2086
+  set -- $s
+  echo $((${12} + ${13}))
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+log "initdb"
+"${AS_PG[@]}" "$PGBIN/initdb" -D "$OUTDIR/pgdata" -A trust -U postgres --no-sync >"$OUTDIR/logs/initdb.log" 2>&1 \
+  || die "initdb failed: see $OUTDIR/logs/initdb.log"
+start_bg postgres "${AS_PG[@]}" "$PGBIN/postgres" -D "$OUTDIR/pgdata" -p "$PG" -c listen_addresses=127.0.0.1 \
+  -c unix_socket_directories="$OUTDIR" -c fsync=off -c synchronous_commit=off -c max_connections=100
+PG_PID=$LAST_PID
+wait_port "$PG" || die "postgres did not start: see $OUTDIR/logs/postgres.log"
+sleep 1
+pgbench -i -s 1 -q -h 127.0.0.1 -p "$PG" -U postgres postgres >"$OUTDIR/logs/pgbench-init.log" 2>&1 \
+  || die "pgbench -i failed"
+
+# ---------------------------------------------------------------- proxies
+legate_conf() {  # port admin_port sql_parsing
+  cat <<YAML
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $2}}
+static_resources:
+  listeners:
+  - name: pg
+    address: {socket_address: {address: 127.0.0.1, port_value: $1}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.postgres_proxy
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy
+          stat_prefix: pg
+          enable_sql_parsing: $3
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: pg_tcp
+          cluster: pg
+  clusters:
+  - name: pg
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: pg
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $PG}}}
+YAML
+}
+legate_conf "$LEG" "$LEG_ADMIN" true >"$OUTDIR/conf/legate.yaml"
+start_bg legate "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" --concurrency 1
+declare -A PID_OF; PID_OF[legate]=$LAST_PID
+wait_port "$LEG" || die "legate did not start"
+TARGETS="direct legate haproxy pgbouncer"
+if [ "$NOSQL" = 1 ]; then
+  legate_conf "$LEG2" "$LEG2_ADMIN" false >"$OUTDIR/conf/legate-nosql.yaml"
+  start_bg legate-nosql "$LEGATE_BIN" -c "$OUTDIR/conf/legate-nosql.yaml" --concurrency 1
+  PID_OF[legate-nosql]=$LAST_PID
+  wait_port "$LEG2" || die "legate (no sql parsing) did not start"
+  TARGETS="direct legate legate-nosql haproxy pgbouncer"
+fi
+
+cat >"$OUTDIR/conf/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 1000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+frontend pg
+  bind 127.0.0.1:$HAP
+  default_backend pg
+backend pg
+  server pg 127.0.0.1:$PG
+CFG
+start_bg haproxy haproxy -f "$OUTDIR/conf/haproxy.cfg" -db
+PID_OF[haproxy]=$LAST_PID
+wait_port "$HAP" || die "haproxy did not start"
+
+echo '"postgres" ""' >"$OUTDIR/conf/userlist.txt"
+cat >"$OUTDIR/conf/pgbouncer.ini" <<INI
+[databases]
+postgres = host=127.0.0.1 port=$PG dbname=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER
+unix_socket_dir =
+auth_type = trust
+auth_file = $OUTDIR/conf/userlist.txt
+pool_mode = session
+max_client_conn = 200
+default_pool_size = 40
+logfile =
+pidfile =
+INI
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTDIR/conf"
+start_bg pgbouncer "${AS_PG[@]}" pgbouncer "$OUTDIR/conf/pgbouncer.ini"
+PID_OF[pgbouncer]=$LAST_PID
+wait_port "$BOUNCER" || die "pgbouncer did not start: see $OUTDIR/logs/pgbouncer.log"
+
+port_of() {
+  case $1 in direct) echo "$PG";; legate) echo "$LEG";; legate-nosql) echo "$LEG2";; haproxy) echo "$HAP";; pgbouncer) echo "$BOUNCER";; esac
+}
+
+# ---------------------------------------------------------------- rounds
+for ((r=1; r<=ROUNDS; r++)); do
+  for target in $TARGETS; do
+    port=$(port_of "$target"); pid=${PID_OF[$target]:-}
+    c0=0; [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    out=$(timeout $((T + 60)) pgbench -n -S -c 16 -j 2 -T "$T" -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1)
+    rc=$?
+    c1=0; [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+    echo "$out" >"$OUTDIR/logs/pgbench-$target-$r.log"
+    [ $rc = 0 ] || die "pgbench via $target failed (rc $rc): see $OUTDIR/logs/pgbench-$target-$r.log"
+    tps=$(echo "$out" | awk '/^tps = .*without initial connection time/ {print $3}')
+    n=$(echo "$out" | awk -F': ' '/number of transactions actually processed/ {split($2, a, "/"); print a[1]}')
+    cpu=$(awk -v a="$c0" -v b="$c1" -v h="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / h}')
+    per=$(awk -v n="$n" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", n / c; else print "NA"}')
+    echo "$target,$r,$tps,$n,$cpu,$per" >>"$RAW"
+    log "round $r $target: tps=$tps transactions=$n proxy_cpu=${cpu}s tx/cpu-s=$per"
+  done
+done
+
+# Legate's own view of the last run: the counts must match what pgbench did.
+curl -s "http://127.0.0.1:$LEG_ADMIN/stats?filter=^postgres\\.pg\\.(statements|statements_select|transactions|sessions|errors|protocol_errors|statements_parsed)$" \
+  >"$OUTDIR/legate-stats.txt" 2>/dev/null || true
+
+# ---------------------------------------------------------------- summary (medians)
+median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+col() { awk -F, -v t="$1" -v c="$2" 'NR>1 && $1==t && $c!="NA" {print $c}' "$RAW" | median; }
+D_TPS=$(col direct 3); B_TPS=$(col pgbouncer 3); B_PER=$(col pgbouncer 6); H_PER=$(col haproxy 6)
+BEST_PER=$(awk -v a="$B_PER" -v b="$H_PER" 'BEGIN {print (a > b ? a : b)}')
+{
+  echo "pgbench -S -c 16 -j 2 -T $T, $ROUNDS round(s), medians; $(nproc) cores; $(date -u +%FT%TZ)"
+  echo
+  echo "| target | TPS | × direct | × pgbouncer TPS | tx per proxy-CPU-s | × best of pgbouncer/haproxy |"
+  echo "|---|---|---|---|---|---|"
+  for target in $TARGETS; do
+    tps=$(col "$target" 3); per=$(col "$target" 6)
+    awk -v t="$target" -v tps="$tps" -v per="$per" -v d="$D_TPS" -v b="$B_TPS" -v best="$BEST_PER" 'BEGIN {
+      printf "| %s | %.0f | %.2f | %.2f | %s | %s |\n", t, tps, tps / d, tps / b,
+        (per == "NA" ? "n/a" : sprintf("%.0f", per)), (per == "NA" ? "n/a" : sprintf("%.2f", per / best))
+    }'
+  done
+} | tee "$OUTDIR/summary.md"
+log "results in $OUTDIR"
