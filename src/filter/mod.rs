@@ -90,7 +90,9 @@ impl FilterChain {
         let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
         match (&self.terminal, downstream) {
             (Terminal::TcpProxy(t), d) => t.clone().serve(d, cx, observers).await,
-            (Terminal::RedisProxy(r), Downstream::Tcp(s)) => r.clone().serve(s, cx).await,
+            // Boxed: a future is as large as its largest variant, and redis_proxy's session state
+            // is larger than tcp_proxy's; boxing keeps plain TCP connections small.
+            (Terminal::RedisProxy(r), Downstream::Tcp(s)) => Box::pin(r.clone().serve(s, cx)).await,
             // Rejected at config time (redis_proxy over a TLS transport socket is not supported yet).
             (Terminal::RedisProxy(_), Downstream::Tls(_)) => {}
         }

@@ -215,13 +215,14 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
         None => None,
         Some((cfg, stats)) => {
             shared.stats.downstream_pre_cx_active.inc();
-            let r = tls_inspector::inspect(
+            // Boxed: only inspecting listeners pay for this future, and only while it runs.
+            let r = Box::pin(tls_inspector::inspect(
                 &stream,
                 cfg,
                 stats,
                 shared.listener_filters_timeout,
                 shared.continue_on_listener_filters_timeout,
-            )
+            ))
             .await;
             shared.stats.downstream_pre_cx_active.dec();
             match r {
@@ -267,7 +268,8 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
                 None => Downstream::Tcp(stream),
                 Some(tls) => {
                     let timeout = shared.listener_filters_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
-                    match tls.accept(stream, timeout).await {
+                    // Boxed: the handshake's state is large and only TLS chains need it.
+                    match Box::pin(tls.accept(stream, timeout)).await {
                         Some((s, facts)) => {
                             if cx.requested_server_name.is_none() {
                                 cx.requested_server_name = facts.server_name.clone();

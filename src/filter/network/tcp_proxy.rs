@@ -127,7 +127,10 @@ impl TcpProxy {
             };
             let (end, rx, tx, upstream_ended) = match &mut downstream {
                 Downstream::Tcp(s) => self.pump(s.split(), &mut up, &mut observers, limits).await,
-                Downstream::Tls(t) => self.pump(tokio::io::split(&mut **t), &mut up, &mut observers, limits).await,
+                // Boxed so plain TCP connections do not carry the TLS variant's larger state.
+                Downstream::Tls(t) => {
+                    Box::pin(self.pump(tokio::io::split(&mut **t), &mut up, &mut observers, limits)).await
+                }
             };
             bytes = (rx, tx);
             // Envoy counts the upstream connection as closed by the remote when the upstream
