@@ -23,25 +23,26 @@ pub struct ConnFacts<'a> {
 }
 
 /// Returns the index of the chain to use, or `None` (then the default chain, if any).
-pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> {
-    let mut cand: Vec<usize> = (0..chains.len()).collect();
+/// `n` chains, read through `chain(i)`, so the caller needs no list of references.
+pub fn select<'m>(n: usize, chains: impl Fn(usize) -> &'m FilterChainMatch, facts: &ConnFacts) -> Option<usize> {
+    let mut cand: Vec<usize> = (0..n).collect();
     // 1. destination port
-    cand = narrow(&cand, |i| chains[i].destination_port.map(|p| if p == facts.local.port() { Some(1) } else { None }));
+    narrow(&mut cand, |i| chains(i).destination_port.map(|p| if p == facts.local.port() { Some(1) } else { None }));
     // 2. destination IP ranges
-    cand = narrow(&cand, |i| cidr_score(&chains[i].prefix_ranges, facts.local));
+    narrow(&mut cand, |i| cidr_score(&chains(i).prefix_ranges, facts.local));
     // 3. server names: an exact name beats the longest matching `*.suffix`
-    cand = narrow(&cand, |i| server_name_score(&chains[i].server_names, facts.server_name));
+    narrow(&mut cand, |i| server_name_score(&chains(i).server_names, facts.server_name));
     // 4. transport protocol
-    cand = narrow(&cand, |i| chains[i].transport_protocol.as_deref().map(|t| (t == facts.transport).then_some(1)));
+    narrow(&mut cand, |i| chains(i).transport_protocol.as_deref().map(|t| (t == facts.transport).then_some(1)));
     // 5. application protocols: any of the chain's protocols offered by the client
-    cand = narrow(&cand, |i| {
-        let want = &chains[i].application_protocols;
+    narrow(&mut cand, |i| {
+        let want = &chains(i).application_protocols;
         (!want.is_empty()).then(|| want.iter().any(|p| facts.alpn.contains(p)).then_some(1))
     });
     // 6. direct source IP ranges (no PROXY protocol, so the same as the source)
-    cand = narrow(&cand, |i| cidr_score(&chains[i].direct_source_prefix_ranges, facts.remote));
+    narrow(&mut cand, |i| cidr_score(&chains(i).direct_source_prefix_ranges, facts.remote));
     // 7. source type
-    cand = narrow(&cand, |i| match chains[i].source_type {
+    narrow(&mut cand, |i| match chains(i).source_type {
         SourceType::Any => None,
         SourceType::SameIpOrLoopback => {
             Some((facts.remote.ip().is_loopback() || facts.remote.ip() == facts.local.ip()).then_some(1))
@@ -51,10 +52,10 @@ pub fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> 
         }
     });
     // 8. source IP ranges
-    cand = narrow(&cand, |i| cidr_score(&chains[i].source_prefix_ranges, facts.remote));
+    narrow(&mut cand, |i| cidr_score(&chains(i).source_prefix_ranges, facts.remote));
     // 9. source ports
-    cand = narrow(&cand, |i| {
-        let ports = &chains[i].source_ports;
+    narrow(&mut cand, |i| {
+        let ports = &chains(i).source_ports;
         (!ports.is_empty()).then(|| ports.contains(&facts.remote.port()).then_some(1))
     });
     cand.first().copied()
@@ -88,18 +89,22 @@ fn cidr_score(ranges: &[CidrRange], addr: SocketAddr) -> Option<Option<u32>> {
 
 /// Keeps the most specific matching candidates if any chain sets the criterion and matches;
 /// otherwise keeps the candidates that leave it unset.
-fn narrow(cand: &[usize], score: impl Fn(usize) -> Option<Option<u32>>) -> Vec<usize> {
-    let scored: Vec<(usize, Option<Option<u32>>)> = cand.iter().map(|&i| (i, score(i))).collect();
-    let best = scored.iter().filter_map(|(_, s)| s.flatten()).max();
+/// In place: one candidate list per connection, no allocation per step.
+fn narrow(cand: &mut Vec<usize>, score: impl Fn(usize) -> Option<Option<u32>>) {
+    let best = cand.iter().filter_map(|&i| score(i).flatten()).max();
     match best {
-        Some(b) => scored.iter().filter(|(_, s)| *s == Some(Some(b))).map(|(i, _)| *i).collect(),
-        None => scored.iter().filter(|(_, s)| s.is_none()).map(|(i, _)| *i).collect(),
+        Some(b) => cand.retain(|&i| score(i) == Some(Some(b))),
+        None => cand.retain(|&i| score(i).is_none()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn select(chains: &[&FilterChainMatch], facts: &ConnFacts) -> Option<usize> {
+        super::select(chains.len(), |i| chains[i], facts)
+    }
 
     fn facts(local: &str, remote: &str) -> ConnFacts<'static> {
         ConnFacts {

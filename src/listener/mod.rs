@@ -237,7 +237,7 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
             }
         }
     };
-    // Scoped so the match list and the ClientHello facts are freed before the connection runs.
+    // Scoped so the ClientHello facts are freed before the connection runs.
     let selected = {
         let facts = matcher::ConnFacts {
             local,
@@ -246,8 +246,7 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
             transport: if inspected.is_some() { "tls" } else { "raw_buffer" },
             alpn: inspected.as_ref().map_or(&[], |h| h.alpn.as_slice()),
         };
-        let matches: Vec<&FilterChainMatch> = shared.chains.iter().map(|(m, _)| m).collect();
-        matcher::select(&matches, &facts)
+        matcher::select(shared.chains.len(), |i| &shared.chains[i].0, &facts)
     };
     let requested_server_name = inspected.and_then(|h| h.server_name);
     let chain = match selected {
