@@ -107,6 +107,12 @@ impl Cluster {
         cluster
     }
 
+    /// Whether the load balancer uses the request hash (ring hash, maglev): callers skip
+    /// computing one otherwise.
+    pub fn uses_hash(&self) -> bool {
+        matches!(self.policy, LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. })
+    }
+
     /// The current host set.
     pub fn hosts(&self) -> Arc<HostSet> {
         self.hosts.load_full()

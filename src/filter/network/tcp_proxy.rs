@@ -17,7 +17,7 @@ use crate::define_stats;
 use crate::filter::{ConnContext, Downstream, Observer};
 use crate::stats::Store;
 use crate::upstream::cluster::{Cluster, UpstreamConn};
-use crate::upstream::lb::hash_bytes;
+use crate::upstream::lb::hash_ip;
 use crate::upstream::ClusterManager;
 
 define_stats! {
@@ -224,7 +224,7 @@ impl TcpProxy {
             out.flags.set(ResponseFlags::NC);
             return None;
         };
-        let hash = self.hash_source_ip.then(|| hash_bytes(cx.downstream_remote.ip().to_string().as_bytes()));
+        let hash = (self.hash_source_ip && cluster.uses_hash()).then(|| hash_ip(cx.downstream_remote.ip()));
         for attempt in 1..=self.max_connect_attempts {
             let Some(host) = cluster.choose_host(hash) else {
                 cluster.stats.upstream_cx_none_healthy.inc();

@@ -17,7 +17,7 @@ use crate::config::filters::UdpProxyConfig;
 use crate::define_stats;
 use crate::stats::Store;
 use crate::upstream::cluster::Cluster;
-use crate::upstream::lb::hash_bytes;
+use crate::upstream::lb::hash_ip;
 use crate::upstream::ClusterManager;
 
 define_stats! {
@@ -155,7 +155,7 @@ impl UdpProxy {
             self.stats.downstream_sess_no_route.inc();
             return None;
         };
-        let hash = self.hash_source_ip.then(|| hash_bytes(peer.ip().to_string().as_bytes()));
+        let hash = (self.hash_source_ip && cluster.uses_hash()).then(|| hash_ip(peer.ip()));
         let Some(host) = cluster.choose_host(hash) else {
             cluster.stats.upstream_cx_none_healthy.inc();
             return None;

@@ -131,10 +131,23 @@ pub fn build(policy: &LbPolicy, hosts: &[LbHost]) -> Box<dyn LoadBalancer> {
 ///
 /// Envoy's `hash_policy: source_ip` (HTTP route, TCP proxy and UDP proxy alike) hashes
 /// `downstream_addr->ip()->addressAsString()`: the bare IP without port or brackets, e.g.
-/// `"10.1.2.3"` or `"2001:db8::1"`. So a caller mirroring it does
-/// `hash_bytes(peer.ip().to_string().as_bytes())`.
+/// `"10.1.2.3"` or `"2001:db8::1"`; [`hash_ip`] does exactly that.
 pub fn hash_bytes(b: &[u8]) -> u64 {
     xxhash_rust::xxh64::xxh64(b, 0)
+}
+
+/// The `source_ip` hash: xxh64 of the IP's text form, formatted on the stack (no allocation
+/// per connection).
+pub fn hash_ip(ip: std::net::IpAddr) -> u64 {
+    use std::io::Write;
+    // The longest IPv6 text form is 45 bytes.
+    let mut buf = [0u8; 48];
+    let left = {
+        let mut w = &mut buf[..];
+        let _ = write!(w, "{ip}");
+        w.len()
+    };
+    hash_bytes(&buf[..buf.len() - left])
 }
 
 /// A host's weight as used by every policy: at least 1.
@@ -321,5 +334,18 @@ mod tests {
         let hosts = test_util::hosts(&[0, 1]);
         assert!(weights_are_equal(&hosts));
         assert_eq!(CumulativeWeights::new(&hosts).total(), 2);
+    }
+}
+
+#[cfg(test)]
+mod hash_ip_tests {
+    use super::*;
+
+    #[test]
+    fn hash_ip_hashes_the_text_form_like_envoy() {
+        for ip in ["10.1.2.3", "2001:db8::1", "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"] {
+            let ip: std::net::IpAddr = ip.parse().expect("ip");
+            assert_eq!(hash_ip(ip), hash_bytes(ip.to_string().as_bytes()), "{ip}");
+        }
     }
 }
