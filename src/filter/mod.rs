@@ -6,6 +6,7 @@
 //! later redis_proxy and the HTTP connection manager). Factories are built once per config
 //! generation, so stat handles and parsed settings are resolved before traffic arrives.
 
+pub mod http;
 pub mod network;
 
 use std::net::SocketAddr;

@@ -1,0 +1,1 @@
+//! HTTP filters other than the router (see the HTTP filters brief).

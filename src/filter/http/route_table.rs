@@ -1,0 +1,1 @@
+//! The route configuration compiled once per config generation (see the HTTP brief).
