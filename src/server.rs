@@ -139,7 +139,13 @@ pub struct ListenerInfo {
 
 /// Builds the filter chains of one TCP listener.
 /// `ssl_prefix` is the listener's `listener.<addr>.ssl.` stats prefix.
-fn build_chain(cfg: &FilterChainConfig, b: &BuildCx, ssl_prefix: &str) -> Result<FilterChain, String> {
+/// `buffer_limit` is the listener's `per_connection_buffer_limit_bytes` (the HTTP router's retry buffer).
+fn build_chain(
+    cfg: &FilterChainConfig,
+    b: &BuildCx,
+    ssl_prefix: &str,
+    buffer_limit: usize,
+) -> Result<FilterChain, String> {
     let (store, cm) = (b.store, b.cm);
     let mut terminal = None;
     let mut observers: Vec<Arc<dyn crate::filter::ObserverFactory>> = Vec::new();
@@ -156,6 +162,12 @@ fn build_chain(cfg: &FilterChainConfig, b: &BuildCx, ssl_prefix: &str) -> Result
             ))),
             NetworkFilterConfig::PostgresProxy(p) => {
                 observers.push(Arc::new(crate::filter::network::postgres_proxy::PostgresProxy::new(p, store)))
+            }
+            NetworkFilterConfig::HttpConnectionManager(h) => {
+                terminal = Some(Terminal::Http(Arc::new(
+                    crate::filter::http::conn_manager::HttpConnectionManager::new(h, store, cm, buffer_limit)
+                        .map_err(|e| format!("{}: {e}", h.path))?,
+                )))
             }
             NetworkFilterConfig::TcpProxy(t) => {
                 terminal = Some(Terminal::TcpProxy(Arc::new(
@@ -190,9 +202,14 @@ fn build_listener(cfg: &ListenerConfig, local: SocketAddr, b: &BuildCx) -> Resul
     let ssl_prefix = format!("listener.{}.ssl.", cfg.stats_name());
     let mut chains = Vec::new();
     for c in &cfg.filter_chains {
-        chains.push((c.matcher.clone(), build_chain(c, b, &ssl_prefix)?));
+        chains
+            .push((c.matcher.clone(), build_chain(c, b, &ssl_prefix, cfg.per_connection_buffer_limit_bytes as usize)?));
     }
-    let default_chain = cfg.default_filter_chain.as_ref().map(|c| build_chain(c, b, &ssl_prefix)).transpose()?;
+    let default_chain = cfg
+        .default_filter_chain
+        .as_ref()
+        .map(|c| build_chain(c, b, &ssl_prefix, cfg.per_connection_buffer_limit_bytes as usize))
+        .transpose()?;
     let access_logs =
         crate::access_log_build::build_all(&cfg.access_log).map_err(|e| format!("listener '{}': {e}", cfg.name))?;
     let connection_limit = b.runtime.get_u64(&format!("envoy.resource_limits.listener.{}.connection_limit", cfg.name));

@@ -95,6 +95,8 @@ pub struct ClusterConfig {
     pub tcp_keepalive: bool,
     /// `typed_extension_protocol_options`, kept raw for the protocol filters that read them.
     pub protocol_options: Value,
+    /// The `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` entry, decoded.
+    pub http_options: super::http::UpstreamHttpOptions,
     /// The cluster as written, for `/config_dump`.
     pub raw: Value,
 }
@@ -158,6 +160,7 @@ impl ClusterConfig {
             })
             .unwrap_or(false);
         let protocol_options = o.raw("typed_extension_protocol_options").cloned().unwrap_or(Value::Null);
+        let http_options = super::http::UpstreamHttpOptions::decode_from_cluster(o);
         o.finish(&[
             "eds_cluster_config",
             "transport_socket",
@@ -204,6 +207,7 @@ impl ClusterConfig {
             high_thresholds,
             tcp_keepalive,
             protocol_options,
+            http_options,
             raw: raw.clone(),
         }
     }

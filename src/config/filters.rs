@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::access_log::{access_logs, AccessLogConfig};
 use super::decode::{did_you_mean, Obj};
+use super::http::{HttpConnectionManagerConfig, HCM_NAME, HCM_TYPE};
 use super::mongo_proxy::{MongoProxyConfig, MONGO_PROXY_NAME, MONGO_PROXY_TYPE};
 use super::postgres_proxy::{PostgresProxyConfig, POSTGRES_PROXY_NAME, POSTGRES_PROXY_TYPE};
 use super::redis_proxy::{RedisProxyConfig, REDIS_PROXY_NAME, REDIS_PROXY_TYPE};
@@ -21,6 +22,7 @@ pub const UDP_DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The network filters Legate knows, by `@type` and by name.
 const KNOWN: &[(&str, &str)] = &[
     (TCP_PROXY_TYPE, TCP_PROXY_NAME),
+    (HCM_TYPE, HCM_NAME),
     (REDIS_PROXY_TYPE, REDIS_PROXY_NAME),
     (MONGO_PROXY_TYPE, MONGO_PROXY_NAME),
     (POSTGRES_PROXY_TYPE, POSTGRES_PROXY_NAME),
@@ -28,7 +30,6 @@ const KNOWN: &[(&str, &str)] = &[
 
 /// Envoy network filters Legate does not implement (yet): named as such, not as typos.
 const ENVOY_ONLY: &[&str] = &[
-    "envoy.filters.network.http_connection_manager",
     "envoy.filters.network.mysql_proxy",
     "envoy.filters.network.thrift_proxy",
     "envoy.filters.network.dubbo_proxy",
@@ -43,6 +44,7 @@ const ENVOY_ONLY: &[&str] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetworkFilterConfig {
     TcpProxy(TcpProxyConfig),
+    HttpConnectionManager(Box<HttpConnectionManagerConfig>),
     RedisProxy(Box<RedisProxyConfig>),
     MongoProxy(MongoProxyConfig),
     /// An observer placed before the terminal filter.
@@ -52,7 +54,12 @@ pub enum NetworkFilterConfig {
 impl NetworkFilterConfig {
     /// Terminal filters own the upstream side and must come last.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, NetworkFilterConfig::TcpProxy(_) | NetworkFilterConfig::RedisProxy(_))
+        matches!(
+            self,
+            NetworkFilterConfig::TcpProxy(_)
+                | NetworkFilterConfig::RedisProxy(_)
+                | NetworkFilterConfig::HttpConnectionManager(_)
+        )
     }
 
     pub fn decode(f: &mut Obj) -> Option<NetworkFilterConfig> {
@@ -75,6 +82,10 @@ impl NetworkFilterConfig {
             Some(TCP_PROXY_TYPE) => {
                 tc.retype("TcpProxy");
                 Some(NetworkFilterConfig::TcpProxy(TcpProxyConfig::decode(&mut tc)))
+            }
+            Some(HCM_TYPE) => {
+                tc.retype("HttpConnectionManager");
+                Some(NetworkFilterConfig::HttpConnectionManager(Box::new(HttpConnectionManagerConfig::decode(&mut tc))))
             }
             Some(REDIS_PROXY_TYPE) => {
                 tc.retype("RedisProxy");

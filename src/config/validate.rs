@@ -58,6 +58,11 @@ pub fn cross_check(cx: &Cx, b: &Bootstrap) {
                             );
                         }
                     }
+                    NetworkFilterConfig::HttpConnectionManager(h) => {
+                        for name in h.clusters() {
+                            check_cluster(cx, &names, &h.path, name, "a route", "http.<stat_prefix>.no_cluster");
+                        }
+                    }
                     NetworkFilterConfig::MongoProxy(_) => {}
                     NetworkFilterConfig::PostgresProxy(_) => {}
                 }

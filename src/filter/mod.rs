@@ -74,6 +74,7 @@ pub enum Downstream {
 pub enum Terminal {
     TcpProxy(Arc<network::tcp_proxy::TcpProxy>),
     RedisProxy(Arc<network::redis_proxy::RedisProxy>),
+    Http(Arc<http::conn_manager::HttpConnectionManager>),
 }
 
 /// One built filter chain.
@@ -96,6 +97,7 @@ impl FilterChain {
             (Terminal::RedisProxy(r), Downstream::Tcp(s)) => Box::pin(r.clone().serve(s, cx)).await,
             // Rejected at config time (redis_proxy over a TLS transport socket is not supported yet).
             (Terminal::RedisProxy(_), Downstream::Tls(_)) => {}
+            (Terminal::Http(h), d) => Box::pin(h.clone().serve(d, cx)).await,
         }
     }
 }

@@ -64,6 +64,10 @@ pub struct Cluster {
     pub stats: ClusterStats,
     pub cb_default: CircuitBreakerStats,
     pub cb_high: CircuitBreakerStats,
+    /// HTTP connection pools (used by the HTTP router only).
+    pub http: super::http_pool::HttpUpstream,
+    /// The router's per-response-code stats.
+    pub http_stats: crate::filter::http::stats::ClusterHttpStats,
     policy: LbPolicy,
     hosts: ArcSwap<HostSet>,
 }
@@ -91,7 +95,11 @@ impl Cluster {
         // The first host set is a membership change, as Envoy counts it.
         let initial_change = !hosts.is_empty();
         let set = HostSet::build(&policy, hosts);
+        let http = super::http_pool::HttpUpstream::new(config.http_options.clone());
+        let http_stats = crate::filter::http::stats::ClusterHttpStats::new(store, config.stat_name());
         let cluster = Cluster {
+            http,
+            http_stats,
             name: config.name.clone(),
             config,
             stats,
@@ -177,27 +185,42 @@ impl Cluster {
     /// As in Envoy's TCP connection pool, the connection is also one upstream request: pending
     /// while connecting, active for the connection's life.
     pub async fn connect(self: &Arc<Self>, host: &Arc<Host>) -> Result<UpstreamConn, ConnectError> {
+        self.connect_as(host, true).await
+    }
+
+    /// Opens a connection for an HTTP pool: the cx stats only; the pool counts requests.
+    pub async fn connect_pooled(self: &Arc<Self>, host: &Arc<Host>) -> Result<UpstreamConn, ConnectError> {
+        self.connect_as(host, false).await
+    }
+
+    async fn connect_as(self: &Arc<Self>, host: &Arc<Host>, as_request: bool) -> Result<UpstreamConn, ConnectError> {
         let started = Instant::now();
         self.stats.upstream_cx_total.inc();
-        self.stats.upstream_rq_pending_total.inc();
-        self.stats.upstream_rq_pending_active.inc();
+        if as_request {
+            self.stats.upstream_rq_pending_total.inc();
+            self.stats.upstream_rq_pending_active.inc();
+        }
         host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
         let result =
             tokio::time::timeout(self.config.connect_timeout, connect_socket(host.address, self.config.tcp_keepalive))
                 .await;
-        self.stats.upstream_rq_pending_active.dec();
-        if !matches!(result, Ok(Ok(_))) {
-            self.stats.upstream_rq_pending_failure_eject.inc();
+        if as_request {
+            self.stats.upstream_rq_pending_active.dec();
+            if !matches!(result, Ok(Ok(_))) {
+                self.stats.upstream_rq_pending_failure_eject.inc();
+            }
         }
         match result {
             Ok(Ok(stream)) => {
                 self.stats.upstream_cx_connect_ms.record(started.elapsed().as_millis() as u64);
                 self.stats.upstream_cx_active.inc();
-                self.stats.upstream_rq_total.inc();
-                self.stats.upstream_rq_active.inc();
                 host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
-                host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
-                host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
+                if as_request {
+                    self.stats.upstream_rq_total.inc();
+                    self.stats.upstream_rq_active.inc();
+                    host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
+                    host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
+                }
                 let max = u64::from(self.config.default_thresholds.max_connections);
                 if self.stats.upstream_cx_active.value() >= max {
                     self.cb_default.cx_open.set(1);
@@ -208,6 +231,7 @@ impl Cluster {
                     host: host.clone(),
                     opened: Instant::now(),
                     closed_by_remote: false,
+                    as_request,
                 })
             }
             Ok(Err(e)) => {
@@ -248,6 +272,8 @@ pub struct UpstreamConn {
     pub host: Arc<Host>,
     opened: Instant,
     closed_by_remote: bool,
+    /// A TCP-proxy connection is also one upstream request (Envoy's TCP pool counting).
+    as_request: bool,
 }
 
 impl UpstreamConn {
@@ -275,18 +301,23 @@ impl Drop for UpstreamConn {
     fn drop(&mut self) {
         let s = &self.cluster.stats;
         s.upstream_cx_active.dec();
-        s.upstream_rq_active.dec();
         self.host.stats.cx_active.fetch_sub(1, Ordering::Relaxed);
-        self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
-        // The connection's own request is active until the end, as Envoy counts it.
         s.upstream_cx_destroy.inc();
-        s.upstream_cx_destroy_with_active_rq.inc();
         if self.closed_by_remote {
             s.upstream_cx_destroy_remote.inc();
-            s.upstream_cx_destroy_remote_with_active_rq.inc();
         } else {
             s.upstream_cx_destroy_local.inc();
-            s.upstream_cx_destroy_local_with_active_rq.inc();
+        }
+        if self.as_request {
+            s.upstream_rq_active.dec();
+            self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+            // The connection's own request is active until the end, as Envoy counts it.
+            s.upstream_cx_destroy_with_active_rq.inc();
+            if self.closed_by_remote {
+                s.upstream_cx_destroy_remote_with_active_rq.inc();
+            } else {
+                s.upstream_cx_destroy_local_with_active_rq.inc();
+            }
         }
         s.upstream_cx_length_ms.record(self.opened.elapsed().as_millis() as u64);
         let max = u64::from(self.cluster.config.default_thresholds.max_connections);

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod dns;
 pub mod host;
+pub mod http_pool;
 pub mod lb;
 pub mod stats;
 

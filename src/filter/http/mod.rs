@@ -10,6 +10,11 @@
 //! - `local_reply`: Envoy's locally generated responses (404 `NR`, 503 `UH`, 504 `UT`, ...).
 //! - `filters`: the other HTTP filters (fault, local_ratelimit, grpc_stats).
 
+pub mod body;
+pub mod conn_manager;
 pub mod filters;
 pub mod local_reply;
+pub mod response;
 pub mod route_table;
+pub mod router;
+pub mod stats;

@@ -1,0 +1,686 @@
+//! `envoy.filters.network.http_connection_manager`: the terminal filter that speaks HTTP/1.1
+//! and HTTP/2 to the downstream (hyper), applies Envoy's request header rules, picks a route,
+//! runs the HTTP filters and hands the request to the router.
+//!
+//! One task per connection (hyper's), one future per request; nothing per request is boxed
+//! unless an HTTP filter other than the router is configured.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::filters::{self, HttpFilterFactory, RouteInfo, StreamFilter};
+use super::local_reply::LocalReply;
+use super::response::{RespBody, StreamTail};
+use super::route_table::{ClusterChoice, RequestView, Route, RouteAction, RouteTable, Selection, VirtualHost};
+use super::router;
+use super::stats::HcmStats;
+use crate::access_log::{AccessLog, ResponseFlags};
+use crate::config::http::{CodecType, HttpConnectionManagerConfig, ServerHeaderTransformation};
+use crate::config::http_filters::HttpFilterConfig;
+use crate::filter::{ConnContext, Downstream};
+use crate::stats::Store;
+use crate::upstream::cluster::Cluster;
+use crate::upstream::ClusterManager;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
+pub static X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
+
+/// The connection manager of one filter chain, built once per config generation.
+pub struct HttpConnectionManager {
+    pub stats: HcmStats,
+    pub routes: RouteTable,
+    pub clusters: HashMap<String, Arc<Cluster>>,
+    pub filters: Vec<Arc<dyn HttpFilterFactory>>,
+    pub access_logs: Vec<Arc<AccessLog>>,
+    pub codec_type: CodecType,
+    pub use_remote_address: bool,
+    pub xff_num_trusted_hops: u32,
+    pub skip_xff_append: bool,
+    pub via: Option<HeaderValue>,
+    pub generate_request_id: bool,
+    pub preserve_external_request_id: bool,
+    pub always_set_request_id_in_response: bool,
+    pub server_name: HeaderValue,
+    pub server_header_transformation: ServerHeaderTransformation,
+    pub suppress_envoy_headers: bool,
+    pub stream_idle_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_connection_duration: Option<Duration>,
+    pub max_requests_per_connection: Option<u32>,
+    pub max_headers_count: u32,
+    pub max_request_headers_bytes: usize,
+    pub http2: crate::config::http::Http2Options,
+    pub websocket: bool,
+    pub buffer_limit: usize,
+    /// `http.<prefix>.` for the filters' own stats.
+    pub stat_prefix: String,
+}
+
+/// What a request needs to know about its connection.
+pub struct ConnInfo {
+    pub cx: ConnContext,
+    pub h2: bool,
+    pub tls: bool,
+    /// Requests in flight, for the idle timer.
+    pub active: AtomicUsize,
+    pub requests: AtomicU64,
+}
+
+impl ConnInfo {
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+impl HttpConnectionManager {
+    pub fn new(
+        cfg: &HttpConnectionManagerConfig,
+        store: &Store,
+        cm: &ClusterManager,
+        buffer_limit: usize,
+    ) -> Result<HttpConnectionManager, String> {
+        let stat_prefix = format!("http.{}.", cfg.stat_prefix);
+        let stats = HcmStats::new(store, &stat_prefix);
+        let clusters = cm.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let mut suppress_envoy_headers = false;
+        let mut filters_built = Vec::new();
+        for f in &cfg.http_filters {
+            #[allow(irrefutable_let_patterns)]
+            if let HttpFilterConfig::Router(r) = f {
+                suppress_envoy_headers = r.suppress_envoy_headers;
+            }
+            if let Some(built) = filters::build(f, store, &stat_prefix) {
+                filters_built.push(built);
+            }
+        }
+        let access_logs = crate::access_log_build::build_all(&cfg.access_log)?;
+        let server_name =
+            HeaderValue::from_str(&cfg.server_name).map_err(|_| "server_name is not a valid header value")?;
+        let via =
+            cfg.via.as_deref().map(HeaderValue::from_str).transpose().map_err(|_| "via is not a valid header value")?;
+        Ok(HttpConnectionManager {
+            stats,
+            routes: RouteTable::build(&cfg.route_config),
+            clusters,
+            filters: filters_built,
+            access_logs,
+            codec_type: cfg.codec_type,
+            use_remote_address: cfg.use_remote_address,
+            xff_num_trusted_hops: cfg.xff_num_trusted_hops,
+            skip_xff_append: cfg.skip_xff_append,
+            via,
+            generate_request_id: cfg.generate_request_id,
+            preserve_external_request_id: cfg.preserve_external_request_id,
+            always_set_request_id_in_response: cfg.always_set_request_id_in_response,
+            server_name,
+            server_header_transformation: cfg.server_header_transformation,
+            suppress_envoy_headers,
+            stream_idle_timeout: cfg.stream_idle_timeout,
+            request_timeout: cfg.request_timeout,
+            idle_timeout: cfg.common.idle_timeout,
+            max_connection_duration: cfg.common.max_connection_duration,
+            max_requests_per_connection: cfg.common.max_requests_per_connection,
+            max_headers_count: cfg.common.max_headers_count,
+            max_request_headers_bytes: cfg.max_request_headers_kb as usize * 1024,
+            http2: cfg.http2.clone(),
+            websocket: cfg.upgrade_configs.iter().any(|u| u.upgrade_type == "websocket" && u.enabled),
+            buffer_limit,
+            stat_prefix,
+        })
+    }
+
+    /// Serves one downstream connection until it closes.
+    pub async fn serve(self: Arc<Self>, downstream: Downstream, cx: ConnContext) {
+        match downstream {
+            Downstream::Tcp(s) => {
+                let h2 = match self.codec_type {
+                    CodecType::Http1 => false,
+                    CodecType::Http2 => true,
+                    CodecType::Auto => sniff_h2(&s).await,
+                };
+                self.serve_io(s, cx, h2, false).await
+            }
+            Downstream::Tls(s) => {
+                let alpn_h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
+                let h2 = match self.codec_type {
+                    CodecType::Http1 => false,
+                    CodecType::Http2 => true,
+                    CodecType::Auto => alpn_h2,
+                };
+                self.serve_io(*s, cx, h2, true).await
+            }
+        }
+    }
+
+    async fn serve_io<IO>(self: Arc<Self>, io: IO, cx: ConnContext, h2: bool, tls: bool)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let s = &self.stats;
+        s.downstream_cx_total.inc();
+        s.downstream_cx_active.inc();
+        if tls {
+            s.downstream_cx_ssl_total.inc();
+            s.downstream_cx_ssl_active.inc();
+        }
+        if h2 {
+            s.downstream_cx_http2_total.inc();
+            s.downstream_cx_http2_active.inc();
+        } else {
+            s.downstream_cx_http1_total.inc();
+            s.downstream_cx_http1_active.inc();
+        }
+        let started = Instant::now();
+        let conn = Arc::new(ConnInfo { cx, h2, tls, active: AtomicUsize::new(0), requests: AtomicU64::new(0) });
+        let hcm = self.clone();
+        let c2 = conn.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let hcm = hcm.clone();
+            let conn = c2.clone();
+            async move { Ok::<_, Infallible>(hcm.handle(conn, req).await) }
+        });
+        let io = TokioIo::new(io);
+        let result = if h2 {
+            let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            b.timer(TokioTimer::new())
+                .initial_stream_window_size(self.http2.initial_stream_window_size)
+                .initial_connection_window_size(self.http2.initial_connection_window_size)
+                .max_concurrent_streams(self.http2.max_concurrent_streams)
+                .max_header_list_size(self.max_request_headers_bytes as u32);
+            let fut = b.serve_connection(io, svc);
+            self.drive(fut, &conn).await
+        } else {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(TokioTimer::new())
+                .keep_alive(true)
+                .header_read_timeout(None)
+                .max_headers(self.max_headers_count as usize)
+                .max_buf_size(self.max_request_headers_bytes.max(8192));
+            let fut = b.serve_connection(io, svc).with_upgrades();
+            self.drive(fut, &conn).await
+        };
+        match result {
+            Ok(()) => s.downstream_cx_destroy_remote.inc(),
+            Err(e) => {
+                if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() {
+                    s.downstream_cx_protocol_error.inc();
+                }
+                s.downstream_cx_destroy_remote.inc();
+            }
+        }
+        s.downstream_cx_destroy.inc();
+        if conn.active.load(Ordering::Relaxed) > 0 {
+            s.downstream_cx_destroy_active_rq.inc();
+            s.downstream_cx_destroy_remote_active_rq.inc();
+        }
+        s.downstream_cx_length_ms.record(started.elapsed().as_millis() as u64);
+        s.downstream_cx_active.dec();
+        if tls {
+            s.downstream_cx_ssl_active.dec();
+        }
+        if h2 {
+            s.downstream_cx_http2_active.dec();
+        } else {
+            s.downstream_cx_http1_active.dec();
+        }
+    }
+
+    /// Runs a hyper connection future with the connection idle timeout and max duration.
+    async fn drive<F>(&self, fut: F, conn: &ConnInfo) -> Result<(), hyper::Error>
+    where
+        F: std::future::Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
+    {
+        let mut fut = std::pin::pin!(fut);
+        let max_end = self.max_connection_duration.map(|d| tokio::time::Instant::now() + d);
+        let Some(idle) = self.idle_timeout.or(self.max_connection_duration) else {
+            return fut.await;
+        };
+        let mut closing = false;
+        loop {
+            let tick = tokio::time::sleep(idle.min(Duration::from_secs(1)).max(Duration::from_millis(100)));
+            let last = conn.requests.load(Ordering::Relaxed);
+            let deadline = tokio::time::Instant::now() + idle;
+            tokio::select! {
+                r = fut.as_mut() => return r,
+                _ = tokio::time::sleep_until(max_end.unwrap_or(deadline).min(deadline)) , if !closing => {
+                    let now = tokio::time::Instant::now();
+                    if max_end.is_some_and(|m| now >= m) {
+                        self.stats.downstream_cx_max_duration_reached.inc();
+                        fut.as_mut().graceful_shutdown();
+                        closing = true;
+                    } else if self.idle_timeout.is_some() && conn.active.load(Ordering::Relaxed) == 0
+                        && conn.requests.load(Ordering::Relaxed) == last {
+                        self.stats.downstream_cx_idle_timeout.inc();
+                        fut.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+                _ = tick, if closing => {}
+            }
+        }
+    }
+
+    /// One request, start to response headers; the rest happens in the response body.
+    async fn handle(self: Arc<Self>, conn: Arc<ConnInfo>, mut req: Request<Incoming>) -> Response<RespBody> {
+        let started = Instant::now();
+        let start_time = SystemTime::now();
+        conn.requests.fetch_add(1, Ordering::Relaxed);
+        let s = &self.stats;
+        s.downstream_rq_total.inc();
+        if conn.h2 {
+            s.downstream_rq_http2_total.inc();
+        } else {
+            s.downstream_rq_http1_total.inc();
+        }
+        s.downstream_rq_active.inc();
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        let upgrade =
+            if !conn.h2 && is_websocket_upgrade(req.headers()) { Some(hyper::upgrade::on(&mut req)) } else { None };
+        let (mut parts, body) = req.into_parts();
+        let mut tail = StreamTail::new(self.clone(), conn.clone(), started, start_time, &parts);
+        let is_grpc = is_grpc(&parts.headers);
+        tail.is_grpc = is_grpc;
+        self.mutate_request_headers(&mut parts, &conn, &mut tail);
+        let authority = request_authority(&parts).to_string();
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        if self.max_requests_per_connection.is_some_and(|m| conn.requests.load(Ordering::Relaxed) >= u64::from(m)) {
+            s.downstream_cx_max_requests_reached.inc();
+            tail.close_connection = true;
+        }
+        let selection = self.routes.select(&RequestView {
+            authority: &authority,
+            path: &path_and_query,
+            method: &parts.method,
+            headers: &parts.headers,
+        });
+        let (vh, route) = match selection {
+            Selection::Route(vh, r) => (vh, r),
+            Selection::NoVirtualHost | Selection::NoRoute(_) => {
+                s.no_route.inc();
+                let reply = LocalReply::new(404, "", ResponseFlags::NR, "route_not_found");
+                return tail.local_reply(reply, None);
+            }
+        };
+        tail.route_name = route.name.clone();
+        // The cluster, known before the filters run so they can see it.
+        let mut weighted = None;
+        let cluster_name: Option<String> = match &route.action {
+            RouteAction::Forward(f) => match &f.cluster {
+                ClusterChoice::Name(n) => Some(n.clone()),
+                ClusterChoice::Header(h) => parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string),
+                ClusterChoice::Weighted(w) => {
+                    let picked = w.pick(rand::random::<u64>());
+                    weighted = Some(picked);
+                    Some(picked.name.clone())
+                }
+            },
+            _ => None,
+        };
+        let mut stream_filters: Vec<Box<dyn StreamFilter>> = Vec::new();
+        if !self.filters.is_empty() {
+            let info = RouteInfo { cluster: cluster_name.as_deref(), route_name: route.name.as_deref() };
+            for f in &self.filters {
+                let mut sf = f.create();
+                let verdict = sf.on_request_headers(&mut parts, &info);
+                stream_filters.push(sf);
+                if let Some(d) = verdict.delay {
+                    tokio::time::sleep(d).await;
+                }
+                if let Some(reply) = verdict.local_reply {
+                    tail.filters = stream_filters;
+                    return tail.local_reply(reply, Some((vh, route)));
+                }
+            }
+        }
+        tail.filters = stream_filters;
+        match &route.action {
+            RouteAction::DirectResponse { status, body } => {
+                s.rq_direct_response.inc();
+                let mut reply = LocalReply::new(*status, "", ResponseFlags::default(), "direct_response");
+                reply.body = std::borrow::Cow::Owned(String::from_utf8_lossy(body).into_owned());
+                tail.local_reply_raw(reply, Some((vh, route)), body.clone())
+            }
+            RouteAction::Redirect(r) => {
+                s.rq_redirect.inc();
+                let location = r.location(route, conn.scheme(), &authority, &path_and_query);
+                let mut reply = LocalReply::new(r.status(), "", ResponseFlags::default(), "via_route_redirect");
+                if let Ok(v) = HeaderValue::from_str(&location) {
+                    reply.headers.push((header::LOCATION, v));
+                }
+                tail.local_reply(reply, Some((vh, route)))
+            }
+            RouteAction::Forward(fwd) => {
+                let Some(cluster) = cluster_name.as_deref().and_then(|n| self.clusters.get(n)).cloned() else {
+                    s.no_cluster.inc();
+                    let reply = LocalReply::new(
+                        fwd.cluster_not_found_response_code,
+                        "",
+                        ResponseFlags::NC,
+                        "cluster_not_found",
+                    );
+                    return tail.local_reply(reply, Some((vh, route)));
+                };
+                let ws = upgrade.filter(|_| {
+                    let allowed = fwd
+                        .upgrade_configs
+                        .iter()
+                        .find(|(t, _)| t == "websocket")
+                        .map_or(self.websocket, |(_, enabled)| *enabled);
+                    if !allowed {
+                        s.downstream_rq_ws_on_non_ws_route.inc();
+                    }
+                    allowed
+                });
+                if ws.is_none() && is_websocket_upgrade(&parts.headers) {
+                    let reply = LocalReply::new(403, "", ResponseFlags::default(), "upgrade_failed");
+                    return tail.local_reply(reply, Some((vh, route)));
+                }
+                router::forward(
+                    &self,
+                    &conn,
+                    parts,
+                    body,
+                    vh,
+                    route,
+                    fwd,
+                    weighted,
+                    cluster,
+                    ws,
+                    tail,
+                    &authority,
+                    &path_and_query,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Envoy's `ConnectionManagerUtility::mutateRequestHeaders`, the parts Legate implements.
+    fn mutate_request_headers(&self, parts: &mut http::request::Parts, conn: &ConnInfo, tail: &mut StreamTail) {
+        let h = &mut parts.headers;
+        let peer = conn.cx.downstream_remote.ip();
+        // The trusted client address and whether the request is internal.
+        let (trusted, internal) = if self.use_remote_address {
+            if !self.skip_xff_append {
+                append_xff(h, peer);
+            }
+            (Some(peer), is_internal(peer))
+        } else {
+            let from_xff = xff_entry(h, self.xff_num_trusted_hops);
+            let single = h.get_all(&X_FORWARDED_FOR).iter().count() <= 1
+                && h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).is_some_and(|v| !v.contains(','));
+            let internal = from_xff.is_some_and(|ip| single && is_internal(ip));
+            (from_xff.or(Some(peer)), internal)
+        };
+        tail.trusted_address = trusted;
+        let edge = self.use_remote_address && !internal;
+        if edge {
+            // Envoy strips its control headers from external requests.
+            let names: Vec<HeaderName> = h
+                .keys()
+                .filter(|k| k.as_str().starts_with("x-envoy-") && !is_kept_envoy_header(k.as_str()))
+                .cloned()
+                .collect();
+            for n in names {
+                h.remove(&n);
+            }
+        }
+        if internal {
+            h.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
+        } else {
+            h.remove(&X_ENVOY_INTERNAL);
+            if self.use_remote_address {
+                if let Some(ip) = trusted {
+                    if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+                        h.insert(X_ENVOY_EXTERNAL_ADDRESS.clone(), v);
+                    }
+                }
+            }
+        }
+        if self.xff_num_trusted_hops == 0 || !h.contains_key(&X_FORWARDED_PROTO) {
+            h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(conn.scheme()));
+        }
+        if self.generate_request_id {
+            let keep = h.contains_key(&X_REQUEST_ID) && (!edge || self.preserve_external_request_id);
+            if !keep {
+                h.insert(X_REQUEST_ID.clone(), new_request_id());
+            }
+        }
+        if let Some(v) = &self.via {
+            h.append(header::VIA, v.clone());
+        }
+        // h2 requests carry :authority; HTTP/1.1 upstreams need Host.
+        if !h.contains_key(header::HOST) {
+            if let Some(a) = parts.uri.authority() {
+                if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                    h.insert(header::HOST, v);
+                }
+            }
+        }
+    }
+
+    /// Adds the response headers Envoy adds to every response it sends downstream.
+    pub fn decorate_response(&self, h: &mut HeaderMap, request_id: Option<&HeaderValue>) {
+        match self.server_header_transformation {
+            ServerHeaderTransformation::Overwrite => {
+                h.insert(header::SERVER, self.server_name.clone());
+            }
+            ServerHeaderTransformation::AppendIfAbsent => {
+                if !h.contains_key(header::SERVER) {
+                    h.insert(header::SERVER, self.server_name.clone());
+                }
+            }
+            ServerHeaderTransformation::PassThrough => {}
+        }
+        if self.always_set_request_id_in_response {
+            if let Some(id) = request_id {
+                h.insert(X_REQUEST_ID.clone(), id.clone());
+            }
+        }
+        if let Some(v) = &self.via {
+            h.append(header::VIA, v.clone());
+        }
+    }
+}
+
+/// Lets [`HttpConnectionManager::drive`] start a graceful shutdown on hyper's connection futures.
+pub trait GracefulShutdown {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, E> GracefulShutdown for hyper::server::conn::http2::Connection<I, S, E>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = RespBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, RespBody>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http2::Connection::graceful_shutdown(self)
+    }
+}
+
+impl<I, S> GracefulShutdown for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = RespBody>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
+    }
+}
+
+/// Whether the client opened with the HTTP/2 connection preface (h2c prior knowledge).
+async fn sniff_h2(s: &tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 3];
+    for _ in 0..50 {
+        match s.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) if n >= 3 => return &buf == b"PRI",
+            Ok(n) => {
+                if buf[..n] != b"PRI"[..n] {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    false
+}
+
+pub fn is_grpc(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+pub fn is_websocket_upgrade(h: &HeaderMap) -> bool {
+    h.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        && h.get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+}
+
+/// `:authority` (HTTP/2) or `Host` (HTTP/1.1).
+pub fn request_authority(parts: &http::request::Parts) -> &str {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("")
+}
+
+/// Envoy's `Network::Utility::isInternalAddress`: RFC 1918, loopback and RFC 4193 addresses.
+fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+fn append_xff(h: &mut HeaderMap, ip: IpAddr) {
+    let value = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(old) if !old.is_empty() => format!("{old},{ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+}
+
+/// The address `hops` entries from the right of `x-forwarded-for` (Envoy's trusted client).
+fn xff_entry(h: &HeaderMap, hops: u32) -> Option<IpAddr> {
+    let all: Vec<&str> = h
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let idx = all.len().checked_sub(1 + hops as usize)?;
+    all.get(idx)?.parse().ok()
+}
+
+/// `x-envoy-*` headers Envoy keeps on external requests (`cleanInternalHeaders` removes the rest
+/// of its control headers).
+fn is_kept_envoy_header(name: &str) -> bool {
+    !matches!(
+        name,
+        "x-envoy-decorator-operation"
+            | "x-envoy-downstream-service-cluster"
+            | "x-envoy-downstream-service-node"
+            | "x-envoy-expected-rq-timeout-ms"
+            | "x-envoy-external-address"
+            | "x-envoy-force-trace"
+            | "x-envoy-internal"
+            | "x-envoy-ip-tags"
+            | "x-envoy-max-retries"
+            | "x-envoy-original-path"
+            | "x-envoy-retry-grpc-on"
+            | "x-envoy-retry-on"
+            | "x-envoy-retriable-status-codes"
+            | "x-envoy-retriable-header-names"
+            | "x-envoy-upstream-alt-stat-name"
+            | "x-envoy-upstream-rq-per-try-timeout-ms"
+            | "x-envoy-upstream-rq-timeout-alt-response"
+            | "x-envoy-upstream-rq-timeout-ms"
+            | "x-envoy-hedge-on-per-try-timeout"
+    )
+}
+
+/// A random (version 4) UUID, as Envoy's default request-id extension makes.
+fn new_request_id() -> HeaderValue {
+    let b: [u8; 16] = rand::random();
+    let mut b = b;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push_str(&format!("{byte:02x}"));
+    }
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+}
+
+/// The `%PROTOCOL%` string.
+pub fn protocol_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Envoy's `Grpc::Utility::httpToGrpcStatus`.
+pub fn http_to_grpc_status(status: u16) -> u32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+pub fn method_is_idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// Status from a u16, 500 when out of range.
+pub fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// The vhost/route pair a reply was produced for (header mutations).
+pub type Matched<'a> = Option<(&'a VirtualHost, &'a Route)>;
+
+pub fn empty_body() -> Bytes {
+    Bytes::new()
+}

@@ -1,0 +1,606 @@
+//! `envoy.filters.http.router`: sends a routed request to its cluster and brings the response
+//! back, with Envoy's timeouts, retries (and their stats), request mirroring, WebSocket
+//! upgrades and local replies for upstream failures.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Response, Uri, Version};
+use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::body::{ReqBody, Tee};
+use super::conn_manager::{ConnInfo, HttpConnectionManager};
+use super::local_reply::LocalReply;
+use super::response::{RespBody, StreamTail};
+use super::route_table::{ForwardAction, HostRewrite, RetryOn, Route, VirtualHost, WeightedCluster};
+use crate::access_log::ResponseFlags;
+use crate::upstream::cluster::Cluster;
+use crate::upstream::http_pool::SendError;
+
+static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+static X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
+static X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-rq-per-try-timeout-ms");
+static X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE: HeaderName =
+    HeaderName::from_static("x-envoy-upstream-rq-timeout-alt-response");
+static X_ENVOY_MAX_RETRIES: HeaderName = HeaderName::from_static("x-envoy-max-retries");
+static X_ENVOY_RETRY_ON: HeaderName = HeaderName::from_static("x-envoy-retry-on");
+static X_ENVOY_RETRY_GRPC_ON: HeaderName = HeaderName::from_static("x-envoy-retry-grpc-on");
+static X_ENVOY_RETRIABLE_STATUS_CODES: HeaderName = HeaderName::from_static("x-envoy-retriable-status-codes");
+static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+static X_ENVOY_RATELIMITED: HeaderName = HeaderName::from_static("x-envoy-ratelimited");
+static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// The retry policy in force for one request (route or vhost policy plus request overrides).
+struct Retries {
+    on: RetryOn,
+    max: u32,
+    codes: Vec<u16>,
+    base: Duration,
+    max_interval: Duration,
+    per_try_timeout: Option<Duration>,
+}
+
+/// One attempt's failure, before response headers.
+enum Failure {
+    Send(SendError),
+    PerTryTimeout,
+}
+
+/// Sends the request upstream; returns the response to send downstream.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward(
+    hcm: &Arc<HttpConnectionManager>,
+    conn: &Arc<ConnInfo>,
+    mut parts: http::request::Parts,
+    body: Incoming,
+    vh: &VirtualHost,
+    route: &Route,
+    fwd: &ForwardAction,
+    weighted: Option<&WeightedCluster>,
+    cluster: Arc<Cluster>,
+    upgrade: Option<OnUpgrade>,
+    mut tail: Box<StreamTail>,
+    authority: &str,
+    path: &str,
+) -> Response<RespBody> {
+    tail.upstream_cluster = Some(cluster.clone());
+    tail.request_id = parts.headers.get(super::conn_manager::X_REQUEST_ID.clone()).cloned();
+    let h = &mut parts.headers;
+
+    // Timeouts: the route's, or the request's override; gRPC's own deadline when allowed.
+    let mut timeout = fwd.timeout;
+    if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS) {
+        timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    if let Some(max) = fwd.grpc_timeout_header_max {
+        if let Some(t) = h.get(&GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout) {
+            let mut t = if max.is_zero() { t } else { t.min(max) };
+            if let Some(off) = fwd.grpc_timeout_header_offset {
+                t = t.saturating_sub(off);
+            }
+            timeout = Some(t);
+        }
+    }
+    if let Some(d) = fwd.max_stream_duration {
+        timeout = Some(timeout.map_or(d, |t| t.min(d)));
+    }
+    let alt_response = h.contains_key(&X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE);
+    let mut retries = retries_for(fwd, vh, h);
+    if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS) {
+        retries.per_try_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    for n in [
+        &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS,
+        &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
+        &X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE,
+        &X_ENVOY_MAX_RETRIES,
+        &X_ENVOY_RETRY_ON,
+        &X_ENVOY_RETRY_GRPC_ON,
+        &X_ENVOY_RETRIABLE_STATUS_CODES,
+    ] {
+        h.remove(n);
+    }
+    if !hcm.suppress_envoy_headers {
+        let expected = match (retries.per_try_timeout, timeout) {
+            (Some(p), Some(t)) => Some(p.min(t)),
+            (p, t) => p.or(t),
+        };
+        if let Some(e) = expected {
+            h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), HeaderValue::from(e.as_millis() as u64));
+        }
+    }
+    let mut upstream_path = path.to_string();
+    if let Some(new) = fwd.rewrite_path(route, path) {
+        if let Ok(v) = HeaderValue::from_str(path) {
+            if !hcm.suppress_envoy_headers {
+                h.insert(X_ENVOY_ORIGINAL_PATH.clone(), v);
+            }
+        }
+        upstream_path = new;
+    }
+    let mut upstream_authority = authority.to_string();
+    match &fwd.host_rewrite {
+        HostRewrite::None | HostRewrite::Auto => {}
+        HostRewrite::Literal(v) => upstream_authority = v.to_str().unwrap_or(authority).to_string(),
+        HostRewrite::Header(name) => {
+            if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
+                upstream_authority = v.to_string();
+            }
+        }
+    }
+    {
+        let vars = tail.header_vars();
+        if let Some(w) = weighted {
+            w.request_headers.apply(h, &vars);
+        }
+        route.request_headers.apply(h, &vars);
+        vh.request_headers.apply(h, &vars);
+        hcm.routes.request_headers().apply(h, &vars);
+    }
+    strip_hop_by_hop(h, upgrade.is_some());
+
+    let ended = body.is_end_stream();
+    let replayable = upgrade.is_none() && (retries.max > 0 || !fwd.mirrors.is_empty());
+    let (tee, mut first_body) =
+        if !ended && replayable { (Some(Tee::new(body, hcm.buffer_limit)), None) } else { (None, Some(body)) };
+
+    let h2 = cluster.http.uses_h2(conn.h2) && upgrade.is_none();
+    let started = Instant::now();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut attempt: u32 = 0;
+    let mut retried = false;
+    loop {
+        attempt += 1;
+        let Some(host) = cluster.choose_host(None) else {
+            cluster.stats.upstream_cx_none_healthy.inc();
+            cluster.http_stats.codes.charge(503);
+            let reply = LocalReply::new(503, "no healthy upstream", ResponseFlags::UH, "no_healthy_upstream");
+            return tail.local_reply(reply, Some((vh, route)));
+        };
+        tail.upstream_host = Some(host.address);
+        let authority_now = match fwd.host_rewrite {
+            HostRewrite::Auto if !host.hostname.is_empty() => host.hostname.clone(),
+            _ => upstream_authority.clone(),
+        };
+        let mut headers = parts.headers.clone();
+        if vh.include_request_attempt_count {
+            headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+        }
+        let body = if ended {
+            ReqBody::Empty
+        } else if let Some(t) = &tee {
+            match t.reader() {
+                Some(r) => ReqBody::Replay(r),
+                None => {
+                    let reply = LocalReply::new(
+                        507,
+                        "exceeded request buffer limit while retrying upstream",
+                        ResponseFlags::default(),
+                        "request_payload_exceeded_retry_buffer_limit",
+                    );
+                    return tail.local_reply(reply, Some((vh, route)));
+                }
+            }
+        } else {
+            first_body.take().map_or(ReqBody::Empty, ReqBody::Stream)
+        };
+        let req = match build_request(&parts.method, &authority_now, &upstream_path, headers, body, h2) {
+            Some(r) => r,
+            None => {
+                let reply = LocalReply::new(400, "", ResponseFlags::default(), "invalid_url");
+                return tail.local_reply(reply, Some((vh, route)));
+            }
+        };
+        cluster.stats.upstream_rq_total.inc();
+        cluster.stats.upstream_rq_active.inc();
+        host.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let attempt_started = Instant::now();
+        let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::now() + p);
+        let limit = match (deadline, try_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let send = cluster.http.send(&cluster, &host, req, h2);
+        let outcome = match limit {
+            Some(l) => match tokio::time::timeout_at(l, send).await {
+                Ok(r) => r.map_err(Failure::Send),
+                Err(_) => Err(Failure::PerTryTimeout),
+            },
+            None => send.await.map_err(Failure::Send),
+        };
+        cluster.stats.upstream_rq_active.dec();
+        let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        match outcome {
+            Ok(sent) => {
+                let code = sent.response.status().as_u16();
+                let grpc = sent
+                    .response
+                    .headers()
+                    .get(&GRPC_STATUS)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                let ratelimited = sent.response.headers().contains_key(&X_ENVOY_RATELIMITED);
+                let retriable = retry_on_response(&retries, code, grpc, ratelimited);
+                if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
+                    cluster.http_stats.retry_codes.charge(code);
+                    backoff(&cluster, &retries, attempt, deadline).await;
+                    retried = true;
+                    continue;
+                }
+                if retriable && attempt > retries.max && retries.max > 0 {
+                    cluster.stats.upstream_rq_retry_limit_exceeded.inc();
+                } else if retried && !retriable {
+                    cluster.stats.upstream_rq_retry_success.inc();
+                }
+                cluster.http_stats.codes.charge(code);
+                let service_time = attempt_started.elapsed();
+                tail.upstream_time = Some(service_time);
+                tail.upstream_local = sent.upstream_local;
+                tail.checkout = sent.checkout;
+                tail.response_code = Some(code);
+                tail.details = Some("via_upstream".to_string());
+                if let Some(t) = &tee {
+                    start_mirrors(hcm, fwd, &parts, &upstream_authority, &upstream_path, t.full_body());
+                } else if ended {
+                    start_mirrors(hcm, fwd, &parts, &upstream_authority, &upstream_path, Some(bytes::Bytes::new()));
+                }
+                let (mut rp, rbody) = sent.response.into_parts();
+                // The downstream hears its own protocol, whatever the upstream spoke.
+                rp.version = if conn.h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+                if let (Some(up), 101) = (upgrade, code) {
+                    tunnel(hcm, up, hyper::upgrade::on(Response::from_parts(rp.clone(), ())));
+                    rp.headers.remove(header::CONTENT_LENGTH);
+                    tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
+                    tail.run_response_filters(&mut rp);
+                    cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
+                    return Response::from_parts(rp, RespBody::upstream(rbody, tail));
+                }
+                strip_hop_by_hop(&mut rp.headers, false);
+                if !hcm.suppress_envoy_headers {
+                    rp.headers.insert(
+                        X_ENVOY_UPSTREAM_SERVICE_TIME.clone(),
+                        HeaderValue::from(service_time.as_millis() as u64),
+                    );
+                }
+                if vh.include_attempt_count_in_response {
+                    rp.headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+                }
+                tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
+                tail.run_response_filters(&mut rp);
+                cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
+                return Response::from_parts(rp, RespBody::upstream(rbody, tail));
+            }
+            Err(failure) => {
+                let per_try = matches!(failure, Failure::PerTryTimeout) && !global_expired;
+                if per_try {
+                    cluster.stats.upstream_rq_per_try_timeout.inc();
+                }
+                let retriable = match &failure {
+                    Failure::PerTryTimeout => {
+                        per_try
+                            && (retries.on.contains(RetryOn::FIVE_XX)
+                                || retries.on.contains(RetryOn::GATEWAY_ERROR)
+                                || retries.on.contains(RetryOn::RESET))
+                    }
+                    Failure::Send(e) => retry_on_reset(&retries, e),
+                };
+                if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
+                    if per_try {
+                        cluster.http_stats.retry_codes.charge(504);
+                    } else {
+                        cluster.http_stats.retry_codes.charge(503);
+                    }
+                    backoff(&cluster, &retries, attempt, deadline).await;
+                    retried = true;
+                    continue;
+                }
+                if retriable && attempt > retries.max && retries.max > 0 {
+                    cluster.stats.upstream_rq_retry_limit_exceeded.inc();
+                }
+                return failure_reply(hcm, &cluster, failure, global_expired, alt_response, retried, tail, vh, route);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn failure_reply(
+    _hcm: &Arc<HttpConnectionManager>,
+    cluster: &Arc<Cluster>,
+    failure: Failure,
+    global_expired: bool,
+    alt_response: bool,
+    retried: bool,
+    mut tail: Box<StreamTail>,
+    vh: &VirtualHost,
+    route: &Route,
+) -> Response<RespBody> {
+    let timed_out = global_expired || matches!(failure, Failure::PerTryTimeout);
+    if timed_out {
+        if global_expired {
+            cluster.stats.upstream_rq_timeout.inc();
+        }
+        if alt_response {
+            cluster.http_stats.codes.charge(204);
+            let reply = LocalReply::new(204, "", ResponseFlags::UT, "response_timeout");
+            return tail.local_reply(reply, Some((vh, route)));
+        }
+        cluster.http_stats.codes.charge(504);
+        let reply = LocalReply::new(504, "upstream request timeout", ResponseFlags::UT, "response_timeout");
+        return tail.local_reply(reply, Some((vh, route)));
+    }
+    let Failure::Send(e) = failure else { unreachable_failure() };
+    let (reason, transport, flag, code) = match &e {
+        SendError::Connect(c) => ("connection failure", Some(c.transport_failure_reason()), ResponseFlags::UF, 503),
+        SendError::Reset { reason, .. } => {
+            let flag = if *reason == "connection termination" { ResponseFlags::UC } else { ResponseFlags::UR };
+            let code = if *reason == "protocol error" { 502 } else { 503 };
+            (*reason, None, flag, code)
+        }
+    };
+    if let SendError::Connect(crate::upstream::cluster::ConnectError::Timeout) = &e {
+        // Envoy reports a connect timeout as a connection failure with this transport reason.
+    }
+    tail.upstream_failure = transport.clone();
+    cluster.http_stats.codes.charge(code);
+    let mut body = String::from("upstream connect error or disconnect/reset before headers. ");
+    if retried {
+        body.push_str("retried and the latest ");
+    }
+    body.push_str("reset reason: ");
+    body.push_str(reason);
+    let mut details = format!("upstream_reset_before_response_started{{{}", reason.replace(' ', "_"));
+    if let Some(t) = &transport {
+        body.push_str(", transport failure reason: ");
+        body.push_str(t);
+        details.push(',');
+        details.push_str(&t.replace(' ', "_"));
+    }
+    details.push('}');
+    let reply = LocalReply::new(code, body, flag, details);
+    tail.local_reply(reply, Some((vh, route)))
+}
+
+fn unreachable_failure() -> ! {
+    unreachable!("timeouts are handled before")
+}
+
+fn can_replay(ended: bool, tee: &Option<Tee>) -> bool {
+    ended || tee.as_ref().is_some_and(|t| t.reader().is_some())
+}
+
+fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap) -> Retries {
+    let policy = fwd.retry_policy.as_ref().or(vh.retry_policy.as_ref());
+    let mut r = match policy {
+        Some(p) => Retries {
+            on: p.retry_on,
+            max: p.num_retries,
+            codes: p.retriable_status_codes.clone(),
+            base: p.base_interval,
+            max_interval: p.max_interval,
+            per_try_timeout: p.per_try_timeout,
+        },
+        None => Retries {
+            on: RetryOn::default(),
+            max: 0,
+            codes: Vec::new(),
+            base: Duration::from_millis(25),
+            max_interval: Duration::from_millis(250),
+            per_try_timeout: None,
+        },
+    };
+    let mut from_header = false;
+    if let Some(v) = h.get(&X_ENVOY_RETRY_ON).and_then(|v| v.to_str().ok()) {
+        r.on = r.on.union(RetryOn::parse(v));
+        from_header = true;
+    }
+    if let Some(v) = h.get(&X_ENVOY_RETRY_GRPC_ON).and_then(|v| v.to_str().ok()) {
+        r.on = r.on.union(RetryOn::parse(v));
+        from_header = true;
+    }
+    if let Some(v) = h.get(&X_ENVOY_RETRIABLE_STATUS_CODES).and_then(|v| v.to_str().ok()) {
+        r.codes.extend(v.split(',').filter_map(|c| c.trim().parse::<u16>().ok()));
+    }
+    if from_header && policy.is_none() {
+        // A header-only policy retries once, as Envoy's default num_retries.
+        r.max = 1;
+    }
+    if let Some(n) = header_u64(h, &X_ENVOY_MAX_RETRIES) {
+        r.max = n.min(u64::from(u32::MAX)) as u32;
+    }
+    if r.on.is_empty() {
+        r.max = 0;
+    }
+    r
+}
+
+fn retry_on_response(r: &Retries, code: u16, grpc: Option<u32>, ratelimited: bool) -> bool {
+    if r.max == 0 {
+        return false;
+    }
+    if ratelimited && !r.on.contains(RetryOn::ENVOY_RATELIMITED) {
+        return false;
+    }
+    if ratelimited && r.on.contains(RetryOn::ENVOY_RATELIMITED) {
+        return true;
+    }
+    if r.on.contains(RetryOn::FIVE_XX) && code >= 500 {
+        return true;
+    }
+    if r.on.contains(RetryOn::GATEWAY_ERROR) && matches!(code, 502..=504) {
+        return true;
+    }
+    if r.on.contains(RetryOn::RETRIABLE_4XX) && code == 409 {
+        return true;
+    }
+    if r.on.contains(RetryOn::RETRIABLE_STATUS_CODES) && r.codes.contains(&code) {
+        return true;
+    }
+    match grpc {
+        Some(1) => r.on.contains(RetryOn::GRPC_CANCELLED),
+        Some(4) => r.on.contains(RetryOn::GRPC_DEADLINE_EXCEEDED),
+        Some(8) => r.on.contains(RetryOn::GRPC_RESOURCE_EXHAUSTED),
+        Some(13) => r.on.contains(RetryOn::GRPC_INTERNAL),
+        Some(14) => r.on.contains(RetryOn::GRPC_UNAVAILABLE),
+        _ => false,
+    }
+}
+
+fn retry_on_reset(r: &Retries, e: &SendError) -> bool {
+    if r.max == 0 {
+        return false;
+    }
+    let broad =
+        r.on.contains(RetryOn::FIVE_XX) || r.on.contains(RetryOn::GATEWAY_ERROR) || r.on.contains(RetryOn::RESET);
+    match e {
+        SendError::Connect(_) => broad || r.on.contains(RetryOn::CONNECT_FAILURE),
+        SendError::Reset { reason, .. } => {
+            broad || (reason.contains("refused") && r.on.contains(RetryOn::REFUSED_STREAM))
+        }
+    }
+}
+
+/// Envoy's fully jittered exponential back-off: retry n waits a random time in
+/// [0, (2^n - 1) * base), capped at max_interval; never past the request's deadline.
+async fn backoff(cluster: &Cluster, r: &Retries, attempt: u32, deadline: Option<tokio::time::Instant>) {
+    cluster.stats.upstream_rq_retry.inc();
+    cluster.stats.upstream_rq_retry_backoff_exponential.inc();
+    let mult = (1u64 << attempt.min(30)) - 1;
+    let ceiling = (r.base.as_millis() as u64).saturating_mul(mult).min(r.max_interval.as_millis() as u64).max(1);
+    let wait = Duration::from_millis(rand::random::<u64>() % ceiling);
+    let until = tokio::time::Instant::now() + wait;
+    tokio::time::sleep_until(deadline.map_or(until, |d| d.min(until))).await;
+}
+
+fn header_u64(h: &HeaderMap, name: &HeaderName) -> Option<u64> {
+    h.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok())
+}
+
+/// gRPC's `grpc-timeout`: digits then one of H M S m u n.
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// Connection-specific headers never cross the proxy (and HTTP/2 forbids them).
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+    if !keep_upgrade {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+    h.remove(&KEEP_ALIVE);
+    h.remove(&PROXY_CONNECTION);
+    h.remove(header::TRANSFER_ENCODING);
+    if h.get(header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
+        h.remove(header::TE);
+    }
+}
+
+fn build_request(
+    method: &http::Method,
+    authority: &str,
+    path: &str,
+    mut headers: HeaderMap,
+    body: ReqBody,
+    h2: bool,
+) -> Option<Request<ReqBody>> {
+    let mut req = Request::new(body);
+    *req.method_mut() = method.clone();
+    if h2 {
+        *req.uri_mut() = Uri::builder().scheme("http").authority(authority).path_and_query(path).build().ok()?;
+        *req.version_mut() = Version::HTTP_2;
+        headers.remove(header::HOST);
+    } else {
+        *req.uri_mut() = path.parse().ok()?;
+        *req.version_mut() = Version::HTTP_11;
+        headers.insert(header::HOST, HeaderValue::from_str(authority).ok()?);
+    }
+    *req.headers_mut() = headers;
+    Some(req)
+}
+
+/// Fire-and-forget copies to the mirror clusters (the host gets `-shadow`).
+fn start_mirrors(
+    hcm: &Arc<HttpConnectionManager>,
+    fwd: &ForwardAction,
+    parts: &http::request::Parts,
+    authority: &str,
+    path: &str,
+    body: Option<bytes::Bytes>,
+) {
+    if fwd.mirrors.is_empty() {
+        return;
+    }
+    let Some(body) = body else { return };
+    for m in &fwd.mirrors {
+        if m.per_million < 1_000_000 && rand::random::<u32>() % 1_000_000 >= m.per_million {
+            continue;
+        }
+        let Some(cluster) = hcm.clusters.get(&m.cluster).cloned() else { continue };
+        let shadow = shadow_authority(authority);
+        let headers = parts.headers.clone();
+        let method = parts.method.clone();
+        let path = path.to_string();
+        let body = body.clone();
+        tokio::spawn(async move {
+            let Some(host) = cluster.choose_host(None) else { return };
+            let h2 = cluster.http.uses_h2(false);
+            let b = if body.is_empty() { ReqBody::Empty } else { ReqBody::Full(Some(body)) };
+            let Some(req) = build_request(&method, &shadow, &path, headers, b, h2) else { return };
+            cluster.stats.upstream_rq_total.inc();
+            if let Ok(sent) = cluster.http.send(&cluster, &host, req, h2).await {
+                cluster.http_stats.codes.charge(sent.response.status().as_u16());
+                let mut b = sent.response.into_body();
+                while let Some(Ok(_)) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut b).poll_frame(cx)).await {}
+                if let Some(c) = sent.checkout {
+                    c.release();
+                }
+            }
+        });
+    }
+}
+
+/// Envoy's shadow host: `-shadow` appended to the host, before any port.
+fn shadow_authority(a: &str) -> String {
+    match a.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') && p.chars().all(|c| c.is_ascii_digit()) && !h.contains(':') => {
+            format!("{h}-shadow:{p}")
+        }
+        _ => format!("{a}-shadow"),
+    }
+}
+
+/// Joins the upgraded downstream and upstream connections (WebSocket) until either closes.
+fn tunnel(hcm: &Arc<HttpConnectionManager>, down: OnUpgrade, up: OnUpgrade) {
+    let stats = hcm.clone();
+    tokio::spawn(async move {
+        let (Ok(d), Ok(u)) = (down.await, up.await) else { return };
+        stats.stats.downstream_cx_upgrades_total.inc();
+        stats.stats.downstream_cx_upgrades_active.inc();
+        let mut d = TokioIo::new(d);
+        let mut u = TokioIo::new(u);
+        let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+        stats.stats.downstream_cx_upgrades_active.dec();
+    });
+}

@@ -1,0 +1,304 @@
+//! Upstream HTTP connection pools, one per (cluster, host), shared by every worker thread.
+//!
+//! - HTTP/1.1: idle keep-alive connections on a stack (the most recently used first, so a
+//!   quiet pool lets old connections time out); a connection returns to the pool when its
+//!   response body has been read to the end.
+//! - HTTP/2: one multiplexed connection per host, reopened when it closes (Envoy opens more
+//!   when `max_concurrent_streams` is reached; Legate queues on the one connection).
+//!
+//! A request that finds a pooled HTTP/1.1 connection the upstream has just closed is not
+//! failed: hyper hands the unsent request back and it goes out on a fresh connection (Envoy's
+//! "503 UC" on keep-alive races).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::cluster::{Cluster, ConnectError, UpstreamConn};
+use super::host::Host;
+use crate::config::http::{UpstreamHttpOptions, UpstreamProtocol};
+use crate::filter::http::body::ReqBody;
+
+/// The socket of a pooled connection; dropping it settles the cluster's cx stats.
+struct PooledIo(UpstreamConn);
+
+impl AsyncRead for PooledIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(this.0.stream_mut()).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let n = buf.filled().len() - before;
+            if n == 0 {
+                this.0.mark_remote_close();
+            } else {
+                this.0.cluster.stats.upstream_cx_rx_bytes_total.add(n as u64);
+            }
+        }
+        r
+    }
+}
+
+impl AsyncWrite for PooledIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(this.0.stream_mut()).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
+        }
+        r
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(this.0.stream_mut()).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().0.stream_mut()).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().0.stream_mut()).poll_shutdown(cx)
+    }
+}
+
+/// Why a request got no response from the upstream.
+#[derive(Debug)]
+pub enum SendError {
+    /// No connection could be made.
+    Connect(ConnectError),
+    /// The connection failed or was reset before response headers arrived.
+    Reset { reason: &'static str, detail: String },
+}
+
+impl SendError {
+    /// Envoy's reset reason for the local reply body and `%RESPONSE_CODE_DETAILS%`.
+    pub fn reset_reason(&self) -> &'static str {
+        match self {
+            SendError::Connect(ConnectError::Timeout) => "connection timeout",
+            SendError::Connect(_) => "connection failure",
+            SendError::Reset { reason, .. } => reason,
+        }
+    }
+}
+
+struct Idle {
+    sender: http1::SendRequest<ReqBody>,
+    since: Instant,
+}
+
+/// The pool of one host.
+#[derive(Default)]
+struct HostPool {
+    idle: Mutex<Vec<Idle>>,
+    h2: tokio::sync::Mutex<Option<http2::SendRequest<ReqBody>>>,
+}
+
+/// A checked-out HTTP/1.1 connection to give back when the response has been read.
+pub struct Checkout {
+    sender: http1::SendRequest<ReqBody>,
+    pool: Arc<HostPoolRef>,
+}
+
+impl Checkout {
+    /// Returns the connection to the pool (call when the response body has ended).
+    pub fn release(self) {
+        if !self.sender.is_closed() {
+            self.pool.host.idle.lock().push(Idle { sender: self.sender, since: Instant::now() });
+        }
+    }
+}
+
+struct HostPoolRef {
+    host: Arc<HostPool>,
+}
+
+/// The HTTP side of one cluster.
+pub struct HttpUpstream {
+    pub options: UpstreamHttpOptions,
+    pools: Mutex<HashMap<SocketAddr, Arc<HostPoolRef>>>,
+}
+
+/// A response and, for HTTP/1.1, the connection to release once its body is read.
+pub struct Sent {
+    pub response: Response<Incoming>,
+    pub checkout: Option<Checkout>,
+    pub upstream_local: Option<SocketAddr>,
+}
+
+impl HttpUpstream {
+    pub fn new(options: UpstreamHttpOptions) -> HttpUpstream {
+        HttpUpstream { options, pools: Mutex::new(HashMap::new()) }
+    }
+
+    fn pool(&self, host: &Host) -> Arc<HostPoolRef> {
+        self.pools
+            .lock()
+            .entry(host.address)
+            .or_insert_with(|| Arc::new(HostPoolRef { host: Arc::new(HostPool::default()) }))
+            .clone()
+    }
+
+    /// Whether requests to this cluster go out as HTTP/2 (`downstream_h2` for
+    /// `use_downstream_protocol_config`).
+    pub fn uses_h2(&self, downstream_h2: bool) -> bool {
+        match self.options.protocol {
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::Downstream => downstream_h2,
+        }
+    }
+
+    /// Sends `req` to `host` on a pooled connection.
+    pub async fn send(
+        &self,
+        cluster: &Arc<Cluster>,
+        host: &Arc<Host>,
+        req: Request<ReqBody>,
+        h2: bool,
+    ) -> Result<Sent, SendError> {
+        let pool = self.pool(host);
+        if h2 {
+            return self.send_h2(cluster, host, &pool, req).await;
+        }
+        let idle_timeout = self.options.common.idle_timeout;
+        let mut req = req;
+        // Pooled connections first; a request hyper hands back unsent goes to the next one.
+        loop {
+            let candidate = {
+                let mut idle = pool.host.idle.lock();
+                let mut found = None;
+                while let Some(i) = idle.pop() {
+                    if i.sender.is_closed() || idle_timeout.is_some_and(|t| i.since.elapsed() >= t) {
+                        continue;
+                    }
+                    found = Some(i.sender);
+                    break;
+                }
+                found
+            };
+            let Some(mut sender) = candidate else { break };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(response) => {
+                    return Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: None })
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(reset_error(e.into_error())),
+                },
+            }
+        }
+        let conn = cluster.connect_pooled(host).await.map_err(SendError::Connect)?;
+        let local = conn.stream().local_addr().ok();
+        cluster.stats.upstream_cx_http1_total.inc();
+        let (mut sender, connection) =
+            http1::Builder::new().handshake::<_, ReqBody>(TokioIo::new(PooledIo(conn))).await.map_err(reset_error)?;
+        tokio::spawn(async move {
+            let _ = connection.with_upgrades().await;
+        });
+        let response = sender.send_request(req).await.map_err(reset_error)?;
+        Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: local })
+    }
+
+    async fn send_h2(
+        &self,
+        cluster: &Arc<Cluster>,
+        host: &Arc<Host>,
+        pool: &HostPoolRef,
+        req: Request<ReqBody>,
+    ) -> Result<Sent, SendError> {
+        let mut sender = {
+            let mut slot = pool.host.h2.lock().await;
+            match slot.as_ref() {
+                Some(s) if !s.is_closed() => s.clone(),
+                _ => {
+                    let conn = cluster.connect_pooled(host).await.map_err(SendError::Connect)?;
+                    cluster.stats.upstream_cx_http2_total.inc();
+                    let o = &self.options.http2;
+                    let mut b = http2::Builder::new(TokioExecutor::new());
+                    b.timer(TokioTimer::new())
+                        .initial_stream_window_size(o.initial_stream_window_size)
+                        .initial_connection_window_size(o.initial_connection_window_size)
+                        .max_concurrent_streams(o.max_concurrent_streams);
+                    if let Some(t) = o.hpack_table_size {
+                        b.header_table_size(t);
+                    }
+                    let (sender, connection) =
+                        b.handshake::<_, ReqBody>(TokioIo::new(PooledIo(conn))).await.map_err(reset_error)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    *slot = Some(sender.clone());
+                    sender
+                }
+            }
+        };
+        sender.ready().await.map_err(reset_error)?;
+        let response = sender.send_request(req).await.map_err(reset_error)?;
+        Ok(Sent { response, checkout: None, upstream_local: None })
+    }
+
+    /// Drops idle connections older than `max_idle` (called from the cluster's cleanup tick).
+    pub fn reap(&self, max_idle: Duration) {
+        for p in self.pools.lock().values() {
+            p.host.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < max_idle);
+        }
+    }
+}
+
+/// Maps a hyper error before response headers to Envoy's reset reasons.
+fn reset_error(e: hyper::Error) -> SendError {
+    let detail = e.to_string();
+    let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        "protocol error"
+    } else if is_h2_refused(&e) {
+        "remote refused stream reset"
+    } else if is_h2_reset(&e) {
+        "remote reset"
+    } else {
+        "connection termination"
+    };
+    SendError::Reset { reason, detail }
+}
+
+fn h2_reason(e: &hyper::Error) -> Option<h2::Reason> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<h2::Error>() {
+            return h.reason();
+        }
+        src = s.source();
+    }
+    None
+}
+
+fn is_h2_refused(e: &hyper::Error) -> bool {
+    h2_reason(e) == Some(h2::Reason::REFUSED_STREAM)
+}
+
+fn is_h2_reset(e: &hyper::Error) -> bool {
+    h2_reason(e).is_some()
+}
