@@ -165,8 +165,14 @@ fn build_chain(
             }
             NetworkFilterConfig::HttpConnectionManager(h) => {
                 terminal = Some(Terminal::Http(Arc::new(
-                    crate::filter::http::conn_manager::HttpConnectionManager::new(h, store, cm, buffer_limit)
-                        .map_err(|e| format!("{}: {e}", h.path))?,
+                    crate::filter::http::conn_manager::HttpConnectionManager::new(
+                        h,
+                        store,
+                        cm,
+                        buffer_limit,
+                        ssl_prefix.trim_end_matches("ssl."),
+                    )
+                    .map_err(|e| format!("{}: {e}", h.path))?,
                 )))
             }
             NetworkFilterConfig::TcpProxy(t) => {

@@ -201,6 +201,7 @@ impl HttpUpstream {
             if sender.ready().await.is_err() {
                 continue;
             }
+            count_request(cluster, host);
             match sender.try_send_request(req).await {
                 Ok(response) => {
                     return Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: None })
@@ -211,7 +212,14 @@ impl HttpUpstream {
                 },
             }
         }
-        let conn = cluster.connect_pooled(host).await.map_err(SendError::Connect)?;
+        cluster.stats.upstream_rq_pending_total.inc();
+        cluster.stats.upstream_rq_pending_active.inc();
+        let conn = cluster.connect_pooled(host).await;
+        cluster.stats.upstream_rq_pending_active.dec();
+        let conn = conn.map_err(|e| {
+            cluster.stats.upstream_rq_pending_failure_eject.inc();
+            SendError::Connect(e)
+        })?;
         let local = conn.stream().local_addr().ok();
         cluster.stats.upstream_cx_http1_total.inc();
         let (mut sender, connection) =
@@ -219,6 +227,7 @@ impl HttpUpstream {
         tokio::spawn(async move {
             let _ = connection.with_upgrades().await;
         });
+        count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
         Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: local })
     }
@@ -235,7 +244,14 @@ impl HttpUpstream {
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
                 _ => {
-                    let conn = cluster.connect_pooled(host).await.map_err(SendError::Connect)?;
+                    cluster.stats.upstream_rq_pending_total.inc();
+                    cluster.stats.upstream_rq_pending_active.inc();
+                    let conn = cluster.connect_pooled(host).await;
+                    cluster.stats.upstream_rq_pending_active.dec();
+                    let conn = conn.map_err(|e| {
+                        cluster.stats.upstream_rq_pending_failure_eject.inc();
+                        SendError::Connect(e)
+                    })?;
                     cluster.stats.upstream_cx_http2_total.inc();
                     let o = &self.options.http2;
                     let mut b = http2::Builder::new(TokioExecutor::new());
@@ -257,6 +273,7 @@ impl HttpUpstream {
             }
         };
         sender.ready().await.map_err(reset_error)?;
+        count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
         Ok(Sent { response, checkout: None, upstream_local: None })
     }
@@ -267,6 +284,13 @@ impl HttpUpstream {
             p.host.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < max_idle);
         }
     }
+}
+
+/// A request got a connection: Envoy's `upstream_rq_total` (counted when the pool assigns a
+/// stream, so requests whose connect failed are not in it).
+fn count_request(cluster: &Cluster, host: &Host) {
+    cluster.stats.upstream_rq_total.inc();
+    host.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Maps a hyper error before response headers to Envoy's reset reasons.

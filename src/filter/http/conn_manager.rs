@@ -25,7 +25,7 @@ use super::local_reply::LocalReply;
 use super::response::{RespBody, StreamTail};
 use super::route_table::{ClusterChoice, RequestView, Route, RouteAction, RouteTable, Selection, VirtualHost};
 use super::router;
-use super::stats::HcmStats;
+use super::stats::{HcmListenerStats, HcmStats};
 use crate::access_log::{AccessLog, ResponseFlags};
 use crate::config::http::{CodecType, HttpConnectionManagerConfig, ServerHeaderTransformation};
 use crate::config::http_filters::HttpFilterConfig;
@@ -43,6 +43,7 @@ pub static X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-env
 /// The connection manager of one filter chain, built once per config generation.
 pub struct HttpConnectionManager {
     pub stats: HcmStats,
+    pub listener_stats: HcmListenerStats,
     pub routes: RouteTable,
     pub clusters: HashMap<String, Arc<Cluster>>,
     pub filters: Vec<Arc<dyn HttpFilterFactory>>,
@@ -98,9 +99,11 @@ impl HttpConnectionManager {
         store: &Store,
         cm: &ClusterManager,
         buffer_limit: usize,
+        listener_prefix: &str,
     ) -> Result<HttpConnectionManager, String> {
         let stat_prefix = format!("http.{}.", cfg.stat_prefix);
         let stats = HcmStats::new(store, &stat_prefix);
+        let listener_stats = HcmListenerStats::new(store, &format!("{listener_prefix}{stat_prefix}"));
         let clusters = cm.iter().map(|c| (c.name.clone(), c.clone())).collect();
         let mut suppress_envoy_headers = false;
         let mut filters_built = Vec::new();
@@ -120,6 +123,7 @@ impl HttpConnectionManager {
             cfg.via.as_deref().map(HeaderValue::from_str).transpose().map_err(|_| "via is not a valid header value")?;
         Ok(HttpConnectionManager {
             stats,
+            listener_stats,
             routes: RouteTable::build(&cfg.route_config),
             clusters,
             filters: filters_built,
@@ -316,6 +320,7 @@ impl HttpConnectionManager {
         let (vh, route) = match selection {
             Selection::Route(vh, r) => (vh, r),
             Selection::NoVirtualHost | Selection::NoRoute(_) => {
+                s.rq_total.inc();
                 s.no_route.inc();
                 let reply = LocalReply::new(404, "", ResponseFlags::NR, "route_not_found");
                 return tail.local_reply(reply, None);
@@ -353,6 +358,7 @@ impl HttpConnectionManager {
             }
         }
         tail.filters = stream_filters;
+        s.rq_total.inc();
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
                 s.rq_direct_response.inc();

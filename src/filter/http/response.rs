@@ -40,7 +40,20 @@ impl RespBody {
     pub fn upstream(body: Incoming, tail: Box<StreamTail>) -> RespBody {
         RespBody { inner: Inner::Upstream(body), tail: Some(tail) }
     }
+}
 
+impl Drop for RespBody {
+    fn drop(&mut self) {
+        // An empty body is never polled: it ended when the headers went out.
+        if self.is_end_stream() {
+            if let Some(t) = self.tail.as_mut() {
+                t.ended = true;
+            }
+        }
+    }
+}
+
+impl RespBody {
     pub fn local(body: Bytes, tail: Option<Box<StreamTail>>) -> RespBody {
         let data = if body.is_empty() { None } else { Some(body) };
         let mut b = RespBody { inner: Inner::Local(data), tail };
@@ -223,6 +236,7 @@ impl StreamTail {
         let mut h = HeaderMap::new();
         let (code, body) = if self.is_grpc {
             let grpc = reply.grpc_status.unwrap_or_else(|| http_to_grpc_status(reply.status));
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
             h.insert("grpc-status", HeaderValue::from(grpc));
             if !reply.body.is_empty() {
@@ -232,12 +246,13 @@ impl StreamTail {
             }
             (200, Bytes::new())
         } else {
+            // Envoy's order: content-length, then content-type.
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
             if !body.is_empty() {
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             }
             (reply.status, body)
         };
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         for (n, v) in reply.headers {
             h.insert(n, v);
         }
@@ -287,13 +302,18 @@ impl Drop for StreamTail {
         let s = &self.hcm.stats;
         s.downstream_rq_active.dec();
         self.conn.active.fetch_sub(1, Ordering::Relaxed);
+        let ls = &self.hcm.listener_stats;
         if let Some(code) = self.response_code {
             if let Some(c) = s.class(code) {
+                c.inc();
+            }
+            if let Some(c) = ls.class(code) {
                 c.inc();
             }
         }
         if self.ended {
             s.downstream_rq_completed.inc();
+            ls.downstream_rq_completed.inc();
             if let Some(c) = self.checkout.take() {
                 c.release();
             }
@@ -308,11 +328,6 @@ impl Drop for StreamTail {
         }
         let elapsed = self.started.elapsed();
         s.downstream_rq_time.record(elapsed.as_millis() as u64);
-        if let Some(c) = &self.upstream_cluster {
-            if !self.local {
-                c.stats.upstream_rq_completed.inc();
-            }
-        }
         if !self.filters.is_empty() {
             let cluster_name = self.upstream_cluster.as_ref().map(|c| c.name.clone());
             let end = StreamEnd {

@@ -162,7 +162,7 @@ pub async fn forward(
         attempt += 1;
         let Some(host) = cluster.choose_host(None) else {
             cluster.stats.upstream_cx_none_healthy.inc();
-            cluster.http_stats.codes.charge(503);
+            cluster.http_stats.charge(&cluster, 503);
             let reply = LocalReply::new(503, "no healthy upstream", ResponseFlags::UH, "no_healthy_upstream");
             return tail.local_reply(reply, Some((vh, route)));
         };
@@ -200,9 +200,6 @@ pub async fn forward(
                 return tail.local_reply(reply, Some((vh, route)));
             }
         };
-        cluster.stats.upstream_rq_total.inc();
-        cluster.stats.upstream_rq_active.inc();
-        host.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let attempt_started = Instant::now();
         let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::now() + p);
         let limit = match (deadline, try_deadline) {
@@ -217,7 +214,6 @@ pub async fn forward(
             },
             None => send.await.map_err(Failure::Send),
         };
-        cluster.stats.upstream_rq_active.dec();
         let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         match outcome {
             Ok(sent) => {
@@ -231,7 +227,13 @@ pub async fn forward(
                 let ratelimited = sent.response.headers().contains_key(&X_ENVOY_RATELIMITED);
                 let retriable = retry_on_response(&retries, code, grpc, ratelimited);
                 if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
-                    cluster.http_stats.retry_codes.charge(code);
+                    cluster.http_stats.charge_retry(code);
+                    // A bodiless answer leaves the connection reusable.
+                    if sent.response.body().is_end_stream() {
+                        if let Some(c) = sent.checkout {
+                            c.release();
+                        }
+                    }
                     backoff(&cluster, &retries, attempt, deadline).await;
                     retried = true;
                     continue;
@@ -241,7 +243,7 @@ pub async fn forward(
                 } else if retried && !retriable {
                     cluster.stats.upstream_rq_retry_success.inc();
                 }
-                cluster.http_stats.codes.charge(code);
+                cluster.http_stats.charge(&cluster, code);
                 let service_time = attempt_started.elapsed();
                 tail.upstream_time = Some(service_time);
                 tail.upstream_local = sent.upstream_local;
@@ -295,9 +297,9 @@ pub async fn forward(
                 };
                 if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
                     if per_try {
-                        cluster.http_stats.retry_codes.charge(504);
+                        cluster.http_stats.charge_retry(504);
                     } else {
-                        cluster.http_stats.retry_codes.charge(503);
+                        cluster.http_stats.charge_retry(503);
                     }
                     backoff(&cluster, &retries, attempt, deadline).await;
                     retried = true;
@@ -330,17 +332,19 @@ fn failure_reply(
             cluster.stats.upstream_rq_timeout.inc();
         }
         if alt_response {
-            cluster.http_stats.codes.charge(204);
+            cluster.http_stats.charge(&cluster, 204);
             let reply = LocalReply::new(204, "", ResponseFlags::UT, "response_timeout");
             return tail.local_reply(reply, Some((vh, route)));
         }
-        cluster.http_stats.codes.charge(504);
+        cluster.http_stats.charge(&cluster, 504);
         let reply = LocalReply::new(504, "upstream request timeout", ResponseFlags::UT, "response_timeout");
         return tail.local_reply(reply, Some((vh, route)));
     }
     let Failure::Send(e) = failure else { unreachable_failure() };
     let (reason, transport, flag, code) = match &e {
-        SendError::Connect(c) => ("connection failure", Some(c.transport_failure_reason()), ResponseFlags::UF, 503),
+        SendError::Connect(c) => {
+            ("remote connection failure", Some(c.transport_failure_reason()), ResponseFlags::UF, 503)
+        }
         SendError::Reset { reason, .. } => {
             let flag = if *reason == "connection termination" { ResponseFlags::UC } else { ResponseFlags::UR };
             let code = if *reason == "protocol error" { 502 } else { 503 };
@@ -351,17 +355,17 @@ fn failure_reply(
         // Envoy reports a connect timeout as a connection failure with this transport reason.
     }
     tail.upstream_failure = transport.clone();
-    cluster.http_stats.codes.charge(code);
+    cluster.http_stats.charge(&cluster, code);
     let mut body = String::from("upstream connect error or disconnect/reset before headers. ");
     if retried {
         body.push_str("retried and the latest ");
     }
     body.push_str("reset reason: ");
     body.push_str(reason);
+    // Envoy 1.40 leaves the transport failure reason out of the body; it is in the details
+    // and in %UPSTREAM_TRANSPORT_FAILURE_REASON%.
     let mut details = format!("upstream_reset_before_response_started{{{}", reason.replace(' ', "_"));
     if let Some(t) = &transport {
-        body.push_str(", transport failure reason: ");
-        body.push_str(t);
         details.push(',');
         details.push_str(&t.replace(' ', "_"));
     }
@@ -568,9 +572,8 @@ fn start_mirrors(
             let h2 = cluster.http.uses_h2(false);
             let b = if body.is_empty() { ReqBody::Empty } else { ReqBody::Full(Some(body)) };
             let Some(req) = build_request(&method, &shadow, &path, headers, b, h2) else { return };
-            cluster.stats.upstream_rq_total.inc();
             if let Ok(sent) = cluster.http.send(&cluster, &host, req, h2).await {
-                cluster.http_stats.codes.charge(sent.response.status().as_u16());
+                cluster.http_stats.charge(&cluster, sent.response.status().as_u16());
                 let mut b = sent.response.into_body();
                 while let Some(Ok(_)) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut b).poll_frame(cx)).await {}
                 if let Some(c) = sent.checkout {

@@ -83,6 +83,31 @@ define_stats! {
     }
 }
 
+define_stats! {
+    /// `listener.<address>.http.<stat_prefix>.*`: the HCM's per-listener response stats.
+    pub struct HcmListenerStats {
+        counter downstream_rq_completed,
+        counter downstream_rq_1xx,
+        counter downstream_rq_2xx,
+        counter downstream_rq_3xx,
+        counter downstream_rq_4xx,
+        counter downstream_rq_5xx,
+    }
+}
+
+impl HcmListenerStats {
+    pub fn class(&self, status: u16) -> Option<&Counter> {
+        match status / 100 {
+            1 => Some(&self.downstream_rq_1xx),
+            2 => Some(&self.downstream_rq_2xx),
+            3 => Some(&self.downstream_rq_3xx),
+            4 => Some(&self.downstream_rq_4xx),
+            5 => Some(&self.downstream_rq_5xx),
+            _ => None,
+        }
+    }
+}
+
 impl HcmStats {
     /// `downstream_rq_<N>xx` for a status code.
     pub fn class(&self, status: u16) -> Option<&Counter> {
@@ -130,8 +155,9 @@ impl CodeStats {
 
 /// The router's per-cluster HTTP stats.
 pub struct ClusterHttpStats {
-    pub codes: CodeStats,
-    pub retry_codes: CodeStats,
+    codes: CodeStats,
+    retry_codes: CodeStats,
+    retry_completed: Counter,
     pub upstream_rq_time: Histogram,
 }
 
@@ -141,7 +167,21 @@ impl ClusterHttpStats {
         ClusterHttpStats {
             codes: CodeStats::new(store, format!("{p}upstream_rq_")),
             retry_codes: CodeStats::new(store, format!("{p}retry.upstream_rq_")),
+            retry_completed: store.counter(&format!("{p}retry.upstream_rq_completed")),
             upstream_rq_time: store.histogram(&format!("{p}upstream_rq_time"), HistogramUnit::Milliseconds),
         }
+    }
+
+    /// The final response of a request (Envoy's `chargeUpstreamCode`): `upstream_rq_<code>`,
+    /// `upstream_rq_<N>xx` and `upstream_rq_completed`, local 503/504s included.
+    pub fn charge(&self, cluster: &crate::upstream::cluster::Cluster, status: u16) {
+        self.codes.charge(status);
+        cluster.stats.upstream_rq_completed.inc();
+    }
+
+    /// A response that was retried: under `retry.`.
+    pub fn charge_retry(&self, status: u16) {
+        self.retry_codes.charge(status);
+        self.retry_completed.inc();
     }
 }
