@@ -13,6 +13,7 @@ pub mod merge;
 pub mod mongo_proxy;
 pub mod postgres_proxy;
 pub mod redis_proxy;
+pub mod route;
 pub mod source;
 pub mod tls;
 mod validate;
