@@ -57,7 +57,7 @@ pub struct VirtualHostConfig {
 }
 
 /// A decoded `RouteConfiguration`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RouteConfig {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHostConfig>,

@@ -363,7 +363,13 @@ impl HttpConnectionManager {
             RouteAction::DirectResponse { status, body } => {
                 s.rq_direct_response.inc();
                 let mut reply = LocalReply::new(*status, "", ResponseFlags::default(), "direct_response");
-                reply.body = std::borrow::Cow::Owned(String::from_utf8_lossy(body).into_owned());
+                if let Some(loc) =
+                    super::route_table::direct_response_location(*status, conn.scheme(), &authority, &path_and_query)
+                {
+                    if let Ok(v) = HeaderValue::from_str(&loc) {
+                        reply.headers.push((header::LOCATION, v));
+                    }
+                }
                 tail.local_reply_raw(reply, Some((vh, route)), body.clone())
             }
             RouteAction::Redirect(r) => {

@@ -273,14 +273,10 @@ impl StreamTail {
         weighted: Option<&super::route_table::WeightedCluster>,
     ) {
         let vars = self.header_vars();
-        if let Some(w) = weighted {
-            w.response_headers.apply(h, &vars);
+        match matched {
+            Some((vh, route)) => self.hcm.routes.finalize_response_headers(vh, route, weighted, h, &vars),
+            None => self.hcm.routes.response_headers().apply(h, &vars),
         }
-        if let Some((vh, route)) = matched {
-            route.response_headers.apply(h, &vars);
-            vh.response_headers.apply(h, &vars);
-        }
-        self.hcm.routes.response_headers().apply(h, &vars);
         self.hcm.decorate_response(h, self.request_id.as_ref());
         if self.close_connection && !self.conn.h2 {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -137,15 +137,7 @@ pub async fn forward(
             }
         }
     }
-    {
-        let vars = tail.header_vars();
-        if let Some(w) = weighted {
-            w.request_headers.apply(h, &vars);
-        }
-        route.request_headers.apply(h, &vars);
-        vh.request_headers.apply(h, &vars);
-        hcm.routes.request_headers().apply(h, &vars);
-    }
+    hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
     strip_hop_by_hop(h, upgrade.is_some());
 
     let ended = body.is_end_stream();
@@ -153,6 +145,7 @@ pub async fn forward(
     let (tee, mut first_body) =
         if !ended && replayable { (Some(Tee::new(body, hcm.buffer_limit)), None) } else { (None, Some(body)) };
 
+    let hash = if cluster.uses_hash() { request_hash(fwd, &parts, path, conn) } else { None };
     let h2 = cluster.http.uses_h2(conn.h2) && upgrade.is_none();
     let started = Instant::now();
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -160,7 +153,7 @@ pub async fn forward(
     let mut retried = false;
     loop {
         attempt += 1;
-        let Some(host) = cluster.choose_host(None) else {
+        let Some(host) = cluster.choose_host(hash) else {
             cluster.stats.upstream_cx_none_healthy.inc();
             cluster.http_stats.charge(&cluster, 503);
             let reply = LocalReply::new(503, "no healthy upstream", ResponseFlags::UH, "no_healthy_upstream");
@@ -332,11 +325,11 @@ fn failure_reply(
             cluster.stats.upstream_rq_timeout.inc();
         }
         if alt_response {
-            cluster.http_stats.charge(&cluster, 204);
+            cluster.http_stats.charge(cluster, 204);
             let reply = LocalReply::new(204, "", ResponseFlags::UT, "response_timeout");
             return tail.local_reply(reply, Some((vh, route)));
         }
-        cluster.http_stats.charge(&cluster, 504);
+        cluster.http_stats.charge(cluster, 504);
         let reply = LocalReply::new(504, "upstream request timeout", ResponseFlags::UT, "response_timeout");
         return tail.local_reply(reply, Some((vh, route)));
     }
@@ -355,7 +348,7 @@ fn failure_reply(
         // Envoy reports a connect timeout as a connection failure with this transport reason.
     }
     tail.upstream_failure = transport.clone();
-    cluster.http_stats.charge(&cluster, code);
+    cluster.http_stats.charge(cluster, code);
     let mut body = String::from("upstream connect error or disconnect/reset before headers. ");
     if retried {
         body.push_str("retried and the latest ");
@@ -404,11 +397,11 @@ fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap) -> Retries 
     };
     let mut from_header = false;
     if let Some(v) = h.get(&X_ENVOY_RETRY_ON).and_then(|v| v.to_str().ok()) {
-        r.on = r.on.union(RetryOn::parse(v));
+        r.on = r.on | RetryOn::parse(v);
         from_header = true;
     }
     if let Some(v) = h.get(&X_ENVOY_RETRY_GRPC_ON).and_then(|v| v.to_str().ok()) {
-        r.on = r.on.union(RetryOn::parse(v));
+        r.on = r.on | RetryOn::parse(v);
         from_header = true;
     }
     if let Some(v) = h.get(&X_ENVOY_RETRIABLE_STATUS_CODES).and_then(|v| v.to_str().ok()) {
@@ -483,6 +476,40 @@ async fn backoff(cluster: &Cluster, r: &Retries, attempt: u32, deadline: Option<
     let wait = Duration::from_millis(rand::random::<u64>() % ceiling);
     let until = tokio::time::Instant::now() + wait;
     tokio::time::sleep_until(deadline.map_or(until, |d| d.min(until))).await;
+}
+
+/// Envoy's `HashPolicyImpl::generateHash`: each policy's hash folded in order (rotate left by
+/// one, xor); a terminal policy that produced a hash ends the list.
+fn request_hash(fwd: &ForwardAction, parts: &http::request::Parts, path: &str, conn: &ConnInfo) -> Option<u64> {
+    use super::route_table::HashKind;
+    use crate::upstream::lb::{hash_bytes, hash_ip};
+    let mut out: Option<u64> = None;
+    for p in &fwd.hash_policy {
+        let h = match &p.kind {
+            HashKind::Header(name) => parts.headers.get(name).map(|v| hash_bytes(v.as_bytes())),
+            HashKind::SourceIp => Some(hash_ip(conn.cx.downstream_remote.ip())),
+            HashKind::Cookie { name, .. } => parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| hash_bytes(v.as_bytes())),
+            HashKind::QueryParameter(name) => path
+                .split_once('?')
+                .and_then(|(_, q)| q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| k == name))
+                .map(|(_, v)| hash_bytes(v.as_bytes())),
+        };
+        if let Some(h) = h {
+            out = Some(out.map_or(h, |o| o.rotate_left(1) ^ h));
+            if p.terminal {
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn header_u64(h: &HeaderMap, name: &HeaderName) -> Option<u64> {
@@ -562,7 +589,8 @@ fn start_mirrors(
             continue;
         }
         let Some(cluster) = hcm.clusters.get(&m.cluster).cloned() else { continue };
-        let shadow = shadow_authority(authority);
+        let shadow =
+            if m.disable_shadow_host_suffix_append { authority.to_string() } else { shadow_authority(authority) };
         let headers = parts.headers.clone();
         let method = parts.method.clone();
         let path = path.to_string();
