@@ -6,7 +6,9 @@
 //! gRPC framing) arrive with their issues; this crate starts with what the core needs.
 //!
 //! - [`redis`]: RESP2/RESP3 framing, request decoding and command classification.
+//! - [`grpc`]: length-prefixed message framing and counting, `grpc-timeout`.
 
+pub mod grpc;
 pub mod mongo;
 pub mod postgres;
 pub mod redis;

@@ -133,7 +133,7 @@ fn version(o: &mut Obj, key: &'static str) -> Option<Option<TlsVersion>> {
     })
 }
 
-fn string_match(o: &mut Obj) -> Option<StringMatch> {
+pub(crate) fn string_match(o: &mut Obj) -> Option<StringMatch> {
     let m = if let Some(s) = o.string("exact") {
         StringMatch::Exact(s)
     } else if let Some(s) = o.string("prefix") {
