@@ -171,6 +171,7 @@ fn build_chain(
                         cm,
                         buffer_limit,
                         ssl_prefix.trim_end_matches("ssl."),
+                        b.runtime,
                     )
                     .map_err(|e| format!("{}: {e}", h.path))?,
                 )))

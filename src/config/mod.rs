@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod cluster;
 pub mod decode;
 pub mod filters;
+pub mod http;
 pub mod http_filters;
 pub mod listener;
 pub mod merge;

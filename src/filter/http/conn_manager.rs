@@ -100,6 +100,7 @@ impl HttpConnectionManager {
         cm: &ClusterManager,
         buffer_limit: usize,
         listener_prefix: &str,
+        runtime: &crate::runtime::Runtime,
     ) -> Result<HttpConnectionManager, String> {
         let stat_prefix = format!("http.{}.", cfg.stat_prefix);
         let stats = HcmStats::new(store, &stat_prefix);
@@ -108,11 +109,10 @@ impl HttpConnectionManager {
         let mut suppress_envoy_headers = false;
         let mut filters_built = Vec::new();
         for f in &cfg.http_filters {
-            #[allow(irrefutable_let_patterns)]
             if let HttpFilterConfig::Router(r) = f {
                 suppress_envoy_headers = r.suppress_envoy_headers;
             }
-            if let Some(built) = filters::build(f, store, &stat_prefix) {
+            if let Some(built) = filters::build(f, store, &cfg.stat_prefix, runtime) {
                 filters_built.push(built);
             }
         }
@@ -347,10 +347,12 @@ impl HttpConnectionManager {
             for f in &self.filters {
                 let mut sf = f.create();
                 let verdict = sf.on_request_headers(&mut parts, &info);
-                stream_filters.push(sf);
                 if let Some(d) = verdict.delay {
+                    tail.flags.set(ResponseFlags::DI);
                     tokio::time::sleep(d).await;
+                    sf.on_delay_elapsed();
                 }
+                stream_filters.push(sf);
                 if let Some(reply) = verdict.local_reply {
                     tail.filters = stream_filters;
                     return tail.local_reply(reply, Some((vh, route)));
