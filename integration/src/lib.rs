@@ -14,6 +14,8 @@
 //!   parsing.
 //! - [`legate`]: locating, validating with and serving the `legate` binary.
 //! - [`envoy`]: locating and serving the real Envoy (unique `--base-id` per run).
+//! - [`http`]: the upstream HTTP test server (HTTP/1.1 + h2c, WebSocket), curl / h2load /
+//!   WebSocket clients, and the gRPC echo peers.
 //! - [`peers`]: TCP/UDP echo servers (optionally with an identifying banner), a refusing port,
 //!   client helpers.
 //! - [`postgres`]: a throw-away PostgreSQL cluster per test, psql and pgbench.
@@ -22,6 +24,7 @@
 
 pub mod admin;
 pub mod envoy;
+pub mod http;
 pub mod legate;
 pub mod mongo;
 pub mod peers;
