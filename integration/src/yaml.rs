@@ -87,3 +87,23 @@ pub fn simple_tcp_proxy(name: &str, cluster_name: &str, hosts: &[SocketAddr]) ->
         &[static_cluster(cluster_name, hosts)],
     )
 }
+
+/// A listener with an http_connection_manager (stat_prefix `name`); `hcm` are further
+/// HttpConnectionManager fields and must include `route_config` (unindented YAML);
+/// `filters` are HTTP filters placed before the router (unindented list items, `- name: ...`).
+pub fn http_listener(name: &str, hcm: &str, filters: &str) -> String {
+    format!(
+        "  - name: {name}\n    address:\n      socket_address: {{address: 127.0.0.1, port_value: 0}}\n    filter_chains:\n    - filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config:\n          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n          stat_prefix: {name}\n{}          http_filters:\n{}          - name: envoy.filters.http.router\n            typed_config: {{'@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}\n",
+        indent(hcm, 10),
+        indent(filters, 10)
+    )
+}
+
+/// `route_config` with one virtual host `vh` for every domain and the given routes
+/// (unindented list items, `- match: ...`).
+pub fn route_config(routes: &str) -> String {
+    format!("route_config:\n  virtual_hosts:\n  - name: vh\n    domains: ['*']\n    routes:\n{}", indent(routes, 4))
+}
+
+/// The cluster option that makes the router speak HTTP/2 (h2c) to a cluster.
+pub const HTTP2_UPSTREAM: &str = "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    explicit_http_config: {http2_protocol_options: {}}";
