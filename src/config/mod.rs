@@ -15,6 +15,7 @@ pub mod postgres_proxy;
 pub mod redis_proxy;
 pub mod source;
 pub mod tls;
+pub mod upstream_tls;
 mod validate;
 
 use std::path::Path;

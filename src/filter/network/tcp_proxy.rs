@@ -10,13 +10,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits};
 use crate::access_log::{AccessLog, ResponseFlags, StreamInfo};
 use crate::config::filters::{ClusterSpecifier, TcpProxyConfig};
 use crate::define_stats;
 use crate::filter::{ConnContext, Downstream, Observer};
 use crate::stats::Store;
-use crate::upstream::cluster::{Cluster, UpstreamConn};
+use crate::upstream::cluster::{Cluster, UpstreamConn, UpstreamStream};
 use crate::upstream::lb::hash_ip;
 use crate::upstream::ClusterManager;
 
@@ -125,11 +127,21 @@ impl TcpProxy {
                 idle_timeout: self.idle_timeout,
                 max_duration: self.max_duration,
             };
-            let (end, rx, tx, upstream_ended) = match &mut downstream {
-                Downstream::Tcp(s) => self.pump(s.split(), &mut up, &mut observers, limits).await,
-                // Boxed so plain TCP connections do not carry the TLS variant's larger state.
-                Downstream::Tls(t) => {
-                    Box::pin(self.pump(tokio::io::split(&mut **t), &mut up, &mut observers, limits)).await
+            let stats = self.half_stats(&cluster);
+            let (end, rx, tx, upstream_ended) = match (&mut downstream, up.transport_mut()) {
+                (Downstream::Tcp(s), UpstreamStream::Tcp(u)) => {
+                    pump(s.split(), u.split(), stats, &mut observers, limits).await
+                }
+                // Boxed so plain TCP connections do not carry the TLS variants' larger state.
+                (Downstream::Tls(t), UpstreamStream::Tcp(u)) => {
+                    Box::pin(pump(tokio::io::split(&mut **t), u.split(), stats, &mut observers, limits)).await
+                }
+                (Downstream::Tcp(s), UpstreamStream::Tls(u)) => {
+                    Box::pin(pump(s.split(), tokio::io::split(&mut **u), stats, &mut observers, limits)).await
+                }
+                (Downstream::Tls(t), UpstreamStream::Tls(u)) => {
+                    let (d, u) = (tokio::io::split(&mut **t), tokio::io::split(&mut **u));
+                    Box::pin(pump(d, u, stats, &mut observers, limits)).await
                 }
             };
             bytes = (rx, tx);
@@ -182,23 +194,9 @@ impl TcpProxy {
         }
     }
 
-    /// Moves bytes between the downstream halves and the upstream until the pump ends; returns
-    /// how it ended, the bytes read each way, and whether the upstream ended its side.
-    async fn pump<DR, DW>(
-        &self,
-        down: (DR, DW),
-        up: &mut UpstreamConn,
-        observers: &mut [Box<dyn Observer>],
-        limits: PumpLimits,
-    ) -> (PumpEnd, u64, u64, bool)
-    where
-        DR: tokio::io::AsyncRead + Unpin,
-        DW: tokio::io::AsyncWrite + Unpin,
-    {
-        let cluster = up.cluster.clone();
-        let mut pump = Pump::new(
-            down,
-            up.stream_mut(),
+    /// The counters of each direction: downstream→upstream, then upstream→downstream.
+    fn half_stats<'a>(&'a self, cluster: &'a Cluster) -> (HalfStats<'a>, HalfStats<'a>) {
+        (
             HalfStats {
                 rx: &self.stats.downstream_cx_rx_bytes_total,
                 tx: &cluster.stats.upstream_cx_tx_bytes_total,
@@ -209,11 +207,7 @@ impl TcpProxy {
                 tx: &self.stats.downstream_cx_tx_bytes_total,
                 buffered: &self.stats.downstream_cx_tx_bytes_buffered,
             },
-            observers,
-            limits,
-        );
-        let end = (&mut pump).await;
-        (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
+        )
     }
 
     async fn connect<'s>(&'s self, cx: &ConnContext, out: &mut Outcome<'s>) -> Option<UpstreamConn> {
@@ -253,6 +247,26 @@ impl TcpProxy {
         }
         None
     }
+}
+
+/// Moves bytes between the downstream and upstream halves until the pump ends; returns how it
+/// ended, the bytes read each way, and whether the upstream ended its side.
+async fn pump<DR, DW, UR, UW>(
+    down: (DR, DW),
+    up: (UR, UW),
+    (d2u, u2d): (HalfStats<'_>, HalfStats<'_>),
+    observers: &mut [Box<dyn Observer>],
+    limits: PumpLimits,
+) -> (PumpEnd, u64, u64, bool)
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
+    let mut pump = Pump::new(down, up, d2u, u2d, observers, limits);
+    let end = (&mut pump).await;
+    (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
 }
 
 /// What a connection remembers for its access log while it runs (kept small: it lives as long
