@@ -297,7 +297,7 @@ fn upstream_mtls_presents_the_client_certificate() {
     assert_eq!(s.value("cluster.mtls.ssl.handshake"), 1);
     assert_eq!(s.value("cluster.mtls.ssl.versions.TLSv1.3"), 1);
     wait_until("s_server to log the client certificate", Duration::from_secs(10), || {
-        upstream.proc.stdout_text().contains("Peer certificate: CN = legate-client").then_some(())
+        upstream.proc.stderr_text().contains("Peer certificate: CN = legate-client").then_some(())
     });
 
     // Without a client certificate the server refuses: a failed connect, not a verify error.

@@ -35,7 +35,7 @@ use tokio_rustls::TlsConnector;
 
 use super::certs;
 use super::server::CertReport;
-use super::stats::{curve_name, openssl_cipher_name, sigalg_name, DynamicStats, SslStats};
+use super::stats::{curve_name, openssl_cipher_name, sigalg_name, ClientSslStats, DynamicStats};
 use crate::config::tls::{DataSource, SanMatcher, TlsVersion};
 use crate::config::upstream_tls::UpstreamTlsConfig;
 use crate::stats::{Counter, Store};
@@ -57,6 +57,18 @@ const ENVOY_CLIENT_CIPHER_ORDER: &[&str] = &[
     "ECDHE-RSA-CHACHA20-POLY1305",
     "ECDHE-ECDSA-AES256-GCM-SHA384",
     "ECDHE-RSA-AES256-GCM-SHA384",
+];
+
+/// The signature algorithms Envoy's client offers, in its order (rustls's others follow).
+const ENVOY_SIGALG_ORDER: &[SignatureScheme] = &[
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PKCS1_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA512,
 ];
 
 /// Why an upstream handshake failed, with Envoy's transport failure reason.
@@ -166,7 +178,10 @@ impl ServerCertVerifier for Verifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
+        // BoringSSL's order as Envoy offers it, so servers pick what they pick for Envoy.
+        let mut schemes = self.algs.supported_schemes();
+        schemes.sort_by_key(|s| ENVOY_SIGALG_ORDER.iter().position(|o| o == s).unwrap_or(usize::MAX));
+        schemes
     }
 }
 
@@ -191,7 +206,7 @@ pub struct TlsClient {
     connector: TlsConnector,
     /// The SNI; without one the host's address names the server (and no SNI is sent).
     server_name: Option<ServerName<'static>>,
-    pub stats: SslStats,
+    pub stats: ClientSslStats,
     dynamic: Arc<DynamicStats>,
     client_cert: Arc<ClientCert>,
     cfg: UpstreamTlsConfig,
@@ -222,7 +237,12 @@ impl TlsClient {
         let rank = |s: &SupportedCipherSuite| {
             openssl_cipher_name(s.suite()).and_then(|n| order.iter().position(|o| *o == n)).unwrap_or(usize::MAX)
         };
-        provider.cipher_suites.retain(|s| matches!(s, SupportedCipherSuite::Tls13(_)) || rank(s) != usize::MAX);
+        // Without TLS 1.3 no TLS 1.3 suite is offered (BoringSSL does the same).
+        let tls13 = cfg.max_version == TlsVersion::V1_3;
+        provider.cipher_suites.retain(|s| match s {
+            SupportedCipherSuite::Tls13(_) => tls13,
+            SupportedCipherSuite::Tls12(_) => rank(s) != usize::MAX,
+        });
         provider.cipher_suites.sort_by_key(rank);
         let provider: Arc<CryptoProvider> = Arc::new(provider);
         let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.min_version, cfg.max_version) {
@@ -242,7 +262,7 @@ impl TlsClient {
         };
         let key = cfg.certificates.first().map(certs::certified_key).transpose()?;
         let client_cert = Arc::new(ClientCert { key: ArcSwapOption::new(key) });
-        let stats = SslStats::new(store, stats_prefix);
+        let stats = ClientSslStats::new(store, stats_prefix);
         let dynamic = Arc::new(DynamicStats::new(store, stats_prefix));
         let verifier = Verifier {
             roots,

@@ -10,8 +10,7 @@ use crate::define_stats;
 use crate::stats::{Counter, Store};
 
 define_stats! {
-    /// `listener.<addr>.ssl.*` and `cluster.<c>.ssl.*` (Envoy's names), plus Legate's
-    /// certificate-reload counters.
+    /// `listener.<addr>.ssl.*` (Envoy's names), plus Legate's certificate-reload counters.
     pub struct SslStats {
         counter connection_error,
         counter handshake,
@@ -26,6 +25,27 @@ define_stats! {
         counter ocsp_staple_responses,
         counter ocsp_staple_requests,
         counter was_key_usage_invalid,
+        counter certificate_reload_success,
+        counter certificate_reload_failure,
+    }
+}
+
+define_stats! {
+    /// `cluster.<c>.ssl.*`: Envoy 1.40 has no `was_key_usage_invalid` there; plus Legate's
+    /// client-certificate reload counters.
+    pub struct ClientSslStats {
+        counter connection_error,
+        counter handshake,
+        counter session_reused,
+        counter no_certificate,
+        counter fail_verify_no_cert,
+        counter fail_verify_error,
+        counter fail_verify_san,
+        counter fail_verify_cert_hash,
+        counter ocsp_staple_failed,
+        counter ocsp_staple_omitted,
+        counter ocsp_staple_responses,
+        counter ocsp_staple_requests,
         counter certificate_reload_success,
         counter certificate_reload_failure,
     }
