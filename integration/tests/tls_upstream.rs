@@ -355,3 +355,23 @@ fn envoy_differential_ssl_stats_and_failure_reasons() {
     assert_eq!(legate_lines, envoy_lines, "access-log lines (flags and transport failure reasons)");
     assert_eq!(legate_stats, envoy_stats, "cluster ssl.* and connect stats");
 }
+
+#[test]
+fn a_stalled_handshake_is_a_connect_timeout() {
+    // Accepts TCP and never answers the ClientHello.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = std::thread::spawn(move || silent.accept().map(|(s, _)| s));
+    let yaml = yaml::bootstrap(
+        &[yaml::tcp_proxy_listener("stall", "stat_prefix: stall\ncluster: stall")],
+        &[tls_cluster("stall", port, "sni: upstream.example.com")],
+    );
+    let legate = Legate::start(&yaml);
+    // connect_timeout is 1s: the handshake's time counts against it, as in Envoy.
+    assert_eq!(through(legate.listener_port("stall"), "x"), None);
+    legate.wait_stat_eq("cluster.stall.upstream_cx_connect_timeout", 1);
+    let s = legate.stats();
+    assert_eq!(s.value("cluster.stall.upstream_cx_connect_fail"), 1);
+    assert_eq!(s.value("cluster.stall.ssl.handshake"), 0);
+    drop(held.join());
+}

@@ -51,9 +51,10 @@ pub enum ConnectError {
     Timeout,
     #[error("delayed connect error: {0}")]
     Io(#[source] std::io::Error),
-    /// The TCP connection opened but the TLS handshake failed.
+    /// The TCP connection opened but the TLS handshake failed (boxed: keeps the plain
+    /// connect path's futures small).
     #[error("{0}")]
-    Tls(#[source] TlsConnectError),
+    Tls(#[source] Box<TlsConnectError>),
 }
 
 impl ConnectError {
@@ -189,6 +190,25 @@ impl Cluster {
         set.active.get(i).cloned()
     }
 
+    /// The TLS handshake over a fresh connection; a failure records the TCP connection's
+    /// length, as Envoy does.
+    async fn handshake(
+        &self,
+        tls: &TlsClient,
+        tcp: TcpStream,
+        deadline: Instant,
+    ) -> Result<UpstreamStream, ConnectError> {
+        let opened = Instant::now();
+        match tokio::time::timeout_at(deadline.into(), tls.connect(tcp)).await {
+            Err(_) => Err(ConnectError::Timeout),
+            Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s))),
+            Ok(Err(e)) => {
+                self.stats.upstream_cx_length_ms.record(opened.elapsed().as_millis() as u64);
+                Err(ConnectError::Tls(Box::new(e)))
+            }
+        }
+    }
+
     /// Checks the default-priority `max_connections` breaker; connections being established
     /// count against it too (the caller connects right away, without awaiting in between).
     pub fn try_reserve_connection(&self) -> bool {
@@ -211,31 +231,24 @@ impl Cluster {
         self.stats.upstream_rq_pending_total.inc();
         self.stats.upstream_rq_pending_active.inc();
         host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(self.config.connect_timeout, async {
-            let tcp = connect_socket(host.address, self.config.tcp_keepalive).await.map_err(ConnectError::Io)?;
-            match &self.tls {
+        let timeout = self.config.connect_timeout;
+        let result = match tokio::time::timeout(timeout, connect_socket(host.address, self.config.tcp_keepalive)).await
+        {
+            Err(_) => Err(ConnectError::Timeout),
+            Ok(Err(e)) => Err(ConnectError::Io(e)),
+            Ok(Ok(tcp)) => match &self.tls {
                 None => Ok(UpstreamStream::Tcp(tcp)),
-                // Boxed: plain connections do not carry the handshake's state.
-                Some(t) => {
-                    let opened = Instant::now();
-                    match Box::pin(t.connect(tcp)).await {
-                        Ok(s) => Ok(UpstreamStream::Tls(Box::new(s))),
-                        Err(e) => {
-                            // The TCP connection existed: Envoy records its length.
-                            self.stats.upstream_cx_length_ms.record(opened.elapsed().as_millis() as u64);
-                            Err(ConnectError::Tls(e))
-                        }
-                    }
-                }
-            }
-        })
-        .await;
+                // Boxed: plain connections do not carry the handshake's state. The handshake
+                // gets what is left of connect_timeout.
+                Some(t) => Box::pin(self.handshake(t, tcp, started + timeout)).await,
+            },
+        };
         self.stats.upstream_rq_pending_active.dec();
-        if !matches!(result, Ok(Ok(_))) {
+        if result.is_err() {
             self.stats.upstream_rq_pending_failure_eject.inc();
         }
         match result {
-            Ok(Ok(stream)) => {
+            Ok(stream) => {
                 self.stats.upstream_cx_connect_ms.record(started.elapsed().as_millis() as u64);
                 self.stats.upstream_cx_active.inc();
                 self.stats.upstream_rq_total.inc();
@@ -255,7 +268,15 @@ impl Cluster {
                     closed_by_remote: false,
                 })
             }
-            Ok(Err(e)) => {
+            Err(ConnectError::Timeout) => {
+                self.stats.upstream_cx_destroy.inc();
+                self.stats.upstream_cx_destroy_local.inc();
+                self.stats.upstream_cx_connect_timeout.inc();
+                self.stats.upstream_cx_connect_fail.inc();
+                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                Err(ConnectError::Timeout)
+            }
+            Err(e) => {
                 // A refused connect (or a failed handshake, which Envoy's TLS socket ends as a
                 // remote close) is a connection the remote closed, in Envoy's counting.
                 self.stats.upstream_cx_destroy.inc();
@@ -263,14 +284,6 @@ impl Cluster {
                 self.stats.upstream_cx_connect_fail.inc();
                 host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
                 Err(e)
-            }
-            Err(_) => {
-                self.stats.upstream_cx_destroy.inc();
-                self.stats.upstream_cx_destroy_local.inc();
-                self.stats.upstream_cx_connect_timeout.inc();
-                self.stats.upstream_cx_connect_fail.inc();
-                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
-                Err(ConnectError::Timeout)
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::filter::{ConnContext, Downstream, Observer};
 use crate::stats::Store;
 use crate::upstream::cluster::{Cluster, UpstreamConn, UpstreamStream};
 use crate::upstream::lb::hash_ip;
+use crate::upstream::stats::ClusterStats;
 use crate::upstream::ClusterManager;
 
 define_stats! {
@@ -127,21 +128,34 @@ impl TcpProxy {
                 idle_timeout: self.idle_timeout,
                 max_duration: self.max_duration,
             };
-            let stats = self.half_stats(&cluster);
             let (end, rx, tx, upstream_ended) = match (&mut downstream, up.transport_mut()) {
                 (Downstream::Tcp(s), UpstreamStream::Tcp(u)) => {
-                    pump(s.split(), u.split(), stats, &mut observers, limits).await
+                    pump(s.split(), u.split(), (&self.stats, &cluster.stats), &mut observers, limits).await
                 }
                 // Boxed so plain TCP connections do not carry the TLS variants' larger state.
                 (Downstream::Tls(t), UpstreamStream::Tcp(u)) => {
-                    Box::pin(pump(tokio::io::split(&mut **t), u.split(), stats, &mut observers, limits)).await
+                    Box::pin(pump(
+                        tokio::io::split(&mut **t),
+                        u.split(),
+                        (&self.stats, &cluster.stats),
+                        &mut observers,
+                        limits,
+                    ))
+                    .await
                 }
                 (Downstream::Tcp(s), UpstreamStream::Tls(u)) => {
-                    Box::pin(pump(s.split(), tokio::io::split(&mut **u), stats, &mut observers, limits)).await
+                    Box::pin(pump(
+                        s.split(),
+                        tokio::io::split(&mut **u),
+                        (&self.stats, &cluster.stats),
+                        &mut observers,
+                        limits,
+                    ))
+                    .await
                 }
                 (Downstream::Tls(t), UpstreamStream::Tls(u)) => {
                     let (d, u) = (tokio::io::split(&mut **t), tokio::io::split(&mut **u));
-                    Box::pin(pump(d, u, stats, &mut observers, limits)).await
+                    Box::pin(pump(d, u, (&self.stats, &cluster.stats), &mut observers, limits)).await
                 }
             };
             bytes = (rx, tx);
@@ -194,22 +208,6 @@ impl TcpProxy {
         }
     }
 
-    /// The counters of each direction: downstream→upstream, then upstream→downstream.
-    fn half_stats<'a>(&'a self, cluster: &'a Cluster) -> (HalfStats<'a>, HalfStats<'a>) {
-        (
-            HalfStats {
-                rx: &self.stats.downstream_cx_rx_bytes_total,
-                tx: &cluster.stats.upstream_cx_tx_bytes_total,
-                buffered: &cluster.stats.upstream_cx_tx_bytes_buffered,
-            },
-            HalfStats {
-                rx: &cluster.stats.upstream_cx_rx_bytes_total,
-                tx: &self.stats.downstream_cx_tx_bytes_total,
-                buffered: &self.stats.downstream_cx_tx_bytes_buffered,
-            },
-        )
-    }
-
     async fn connect<'s>(&'s self, cx: &ConnContext, out: &mut Outcome<'s>) -> Option<UpstreamConn> {
         let (cluster, name) = self.pick_cluster();
         out.cluster = Some(name);
@@ -254,7 +252,7 @@ impl TcpProxy {
 async fn pump<DR, DW, UR, UW>(
     down: (DR, DW),
     up: (UR, UW),
-    (d2u, u2d): (HalfStats<'_>, HalfStats<'_>),
+    (proxy, cluster): (&TcpProxyStats, &ClusterStats),
     observers: &mut [Box<dyn Observer>],
     limits: PumpLimits,
 ) -> (PumpEnd, u64, u64, bool)
@@ -264,6 +262,16 @@ where
     UR: AsyncRead + Unpin,
     UW: AsyncWrite + Unpin,
 {
+    let d2u = HalfStats {
+        rx: &proxy.downstream_cx_rx_bytes_total,
+        tx: &cluster.upstream_cx_tx_bytes_total,
+        buffered: &cluster.upstream_cx_tx_bytes_buffered,
+    };
+    let u2d = HalfStats {
+        rx: &cluster.upstream_cx_rx_bytes_total,
+        tx: &proxy.downstream_cx_tx_bytes_total,
+        buffered: &proxy.downstream_cx_tx_bytes_buffered,
+    };
     let mut pump = Pump::new(down, up, d2u, u2d, observers, limits);
     let end = (&mut pump).await;
     (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
