@@ -3,8 +3,8 @@
 //!
 //! Legate has no hot restart, so `/hot_restart_version` prints `disabled` (what Envoy prints
 //! when hot restart is disabled) and `/server_info` says the same. `/certs` lists the
-//! certificates of every TLS-terminating filter chain (and their trusted CA), in Envoy's
-//! `CertificateDetails` shape.
+//! certificates of every TLS-terminating filter chain and every upstream TLS context (and
+//! their trusted CAs), in Envoy's `CertificateDetails` shape.
 
 use serde_json::{json, Map, Value};
 
@@ -31,8 +31,10 @@ pub(crate) fn hot_restart_version(_state: &AdminState, _req: &AdminRequest) -> R
 
 /// `GET /certs`.
 pub(crate) fn certs(_state: &AdminState, _req: &AdminRequest) -> Reply {
-    let certificates: Vec<Value> =
+    let mut certificates: Vec<Value> =
         crate::tls::server::all_servers().iter().map(|s| certs_json(&s.certificate_report())).collect();
+    // Then every cluster's UpstreamTlsContext (its trusted CA and client certificate).
+    certificates.extend(crate::tls::client::all_clients().iter().map(|c| certs_json(&c.certificate_report())));
     Reply::json(pretty(&json!({ "certificates": certificates })))
 }
 

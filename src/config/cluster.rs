@@ -93,6 +93,8 @@ pub struct ClusterConfig {
     pub default_thresholds: Thresholds,
     pub high_thresholds: Thresholds,
     pub tcp_keepalive: bool,
+    /// `transport_socket` with an `UpstreamTlsContext`: TLS toward every host.
+    pub tls: Option<super::upstream_tls::UpstreamTlsConfig>,
     /// `typed_extension_protocol_options`, kept raw for the protocol filters that read them.
     pub protocol_options: Value,
     /// The `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` entry, decoded.
@@ -159,11 +161,13 @@ impl ClusterConfig {
                 k
             })
             .unwrap_or(false);
+        let tls = o
+            .obj("transport_socket", "TransportSocket")
+            .and_then(|mut ts| super::upstream_tls::decode_cluster_transport_socket(&mut ts));
         let protocol_options = o.raw("typed_extension_protocol_options").cloned().unwrap_or(Value::Null);
         let http_options = super::http::UpstreamHttpOptions::decode_from_cluster(o);
         o.finish(&[
             "eds_cluster_config",
-            "transport_socket",
             "transport_socket_matches",
             "health_checks",
             "outlier_detection",
@@ -206,6 +210,7 @@ impl ClusterConfig {
             default_thresholds,
             high_thresholds,
             tcp_keepalive,
+            tls,
             protocol_options,
             http_options,
             raw: raw.clone(),

@@ -18,6 +18,7 @@ pub mod redis_proxy;
 pub mod route;
 pub mod source;
 pub mod tls;
+pub mod upstream_tls;
 mod validate;
 
 use std::path::Path;

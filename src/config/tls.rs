@@ -100,7 +100,7 @@ pub const TLS12_SUITES: &[&str] = &[
     "ECDHE-RSA-CHACHA20-POLY1305",
 ];
 
-fn data_source(o: &mut Obj, key: &'static str) -> Option<DataSource> {
+pub(crate) fn data_source(o: &mut Obj, key: &'static str) -> Option<DataSource> {
     let mut d = o.obj(key, "DataSource")?;
     let out = if let Some(f) = d.string("filename") {
         Some(DataSource::File(f))
@@ -199,6 +199,54 @@ impl DownstreamTlsConfig {
             o.missing("common_tls_context");
             return None;
         };
+        let sds = c.has("tls_certificate_sds_secret_configs");
+        let common = CommonTls::decode(c, DEFAULT_SERVER_MAX_VERSION);
+        if common.certificates.is_empty() && !sds {
+            c.error("tls_certificates", "a DownstreamTlsContext needs at least one certificate");
+        }
+        if require_client_certificate && common.trusted_ca.is_none() {
+            o.error(
+                "require_client_certificate",
+                "require_client_certificate needs common_tls_context.validation_context.trusted_ca",
+            );
+        }
+        Some(DownstreamTlsConfig {
+            certificates: common.certificates,
+            alpn_protocols: common.alpn_protocols,
+            min_version: common.min_version,
+            max_version: common.max_version,
+            cipher_suites: common.cipher_suites,
+            require_client_certificate,
+            trusted_ca: common.trusted_ca,
+            san_matchers: common.san_matchers,
+            require_sni,
+        })
+    }
+}
+
+/// Envoy's default lowest TLS version (clients and servers): TLS 1.2.
+pub const DEFAULT_MIN_VERSION: TlsVersion = TlsVersion::V1_2;
+/// Envoy's default highest TLS version for servers (downstream): TLS 1.3.
+pub const DEFAULT_SERVER_MAX_VERSION: TlsVersion = TlsVersion::V1_3;
+/// Envoy's default highest TLS version for clients (upstream): TLS 1.2 (Envoy 1.40 still
+/// negotiates TLS 1.2 with a TLS 1.3 upstream unless `tls_maximum_protocol_version` says more).
+pub const DEFAULT_CLIENT_MAX_VERSION: TlsVersion = TlsVersion::V1_2;
+
+/// The `CommonTlsContext` fields both directions share.
+pub(crate) struct CommonTls {
+    pub certificates: Vec<CertKeyPair>,
+    pub alpn_protocols: Vec<String>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    pub cipher_suites: Vec<String>,
+    pub trusted_ca: Option<DataSource>,
+    pub san_matchers: Vec<SanMatcher>,
+}
+
+impl CommonTls {
+    /// Decodes a `CommonTlsContext` (and finishes it); `default_max` is the side's default
+    /// highest version.
+    pub(crate) fn decode(c: &mut Obj, default_max: TlsVersion) -> CommonTls {
         let certificates: Vec<CertKeyPair> = c
             .list_of("tls_certificates", "TlsCertificate", |t| {
                 let chain = data_source(t, "certificate_chain");
@@ -222,11 +270,8 @@ impl DownstreamTlsConfig {
             .into_iter()
             .flatten()
             .collect();
-        if certificates.is_empty() && !c.has("tls_certificate_sds_secret_configs") {
-            c.error("tls_certificates", "a DownstreamTlsContext needs at least one certificate");
-        }
         let alpn_protocols = c.strings("alpn_protocols");
-        let (mut min_version, mut max_version) = (TlsVersion::V1_2, TlsVersion::V1_3);
+        let (mut min_version, mut max_version) = (DEFAULT_MIN_VERSION, default_max);
         let mut cipher_suites = Vec::new();
         if let Some(mut p) = c.obj("tls_params", "TlsParameters") {
             if let Some(Some(v)) = version(&mut p, "tls_minimum_protocol_version") {
@@ -236,6 +281,7 @@ impl DownstreamTlsConfig {
                 .enumeration("tls_maximum_protocol_version", &["TLS_AUTO", "TLSv1_0", "TLSv1_1", "TLSv1_2", "TLSv1_3"])
             {
                 Some("TLSv1_2") => max_version = TlsVersion::V1_2,
+                Some("TLSv1_3") => max_version = TlsVersion::V1_3,
                 Some(v @ ("TLSv1_0" | "TLSv1_1")) => p.error(
                     "tls_maximum_protocol_version",
                     format!("{v} is not implemented by rustls (Legate supports TLS 1.2 and 1.3)"),
@@ -315,12 +361,6 @@ impl DownstreamTlsConfig {
                 "custom_signer_config",
             ]);
         }
-        if require_client_certificate && trusted_ca.is_none() {
-            o.error(
-                "require_client_certificate",
-                "require_client_certificate needs common_tls_context.validation_context.trusted_ca",
-            );
-        }
         c.finish(&[
             "tls_certificate_sds_secret_configs",
             "validation_context_sds_secret_config",
@@ -334,16 +374,6 @@ impl DownstreamTlsConfig {
             "key_log",
             "custom_tls_certificate_selector",
         ]);
-        Some(DownstreamTlsConfig {
-            certificates,
-            alpn_protocols,
-            min_version,
-            max_version,
-            cipher_suites,
-            require_client_certificate,
-            trusted_ca,
-            san_matchers,
-            require_sni,
-        })
+        CommonTls { certificates, alpn_protocols, min_version, max_version, cipher_suites, trusted_ca, san_matchers }
     }
 }

@@ -3,4 +3,6 @@
 //! `ssl.*` stats.
 
 pub mod certs;
+pub mod client;
 pub mod server;
+pub mod stats;

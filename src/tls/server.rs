@@ -2,7 +2,6 @@
 //! resolver whose certificates are swapped when their files change (no SDS, no restart), the
 //! handshake with Envoy's `listener.<addr>.ssl.*` counting, and the SAN check for mTLS.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -10,53 +9,15 @@ use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{CipherSuite, NamedGroup, ProtocolVersion, RootCertStore, ServerConfig};
+use rustls::{ProtocolVersion, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs;
+use super::stats::{curve_name, openssl_cipher_name, DynamicStats, SslStats};
 use crate::config::tls::{DataSource, DownstreamTlsConfig, TlsVersion};
-use crate::define_stats;
-use crate::stats::{Counter, Store};
-
-define_stats! {
-    /// `listener.<addr>.ssl.*` (Envoy's names), plus Legate's certificate-reload counters.
-    pub struct SslStats {
-        counter connection_error,
-        counter handshake,
-        counter session_reused,
-        counter no_certificate,
-        counter fail_verify_no_cert,
-        counter fail_verify_error,
-        counter fail_verify_san,
-        counter fail_verify_cert_hash,
-        counter ocsp_staple_failed,
-        counter ocsp_staple_omitted,
-        counter ocsp_staple_responses,
-        counter ocsp_staple_requests,
-        counter was_key_usage_invalid,
-        counter certificate_reload_success,
-        counter certificate_reload_failure,
-    }
-}
-
-/// `ssl.ciphers.<c>`, `ssl.versions.<v>`, `ssl.curves.<c>`: created on first use, as Envoy does
-/// (the set is small and fixed by what rustls implements).
-struct DynamicStats {
-    store: Store,
-    prefix: String,
-    made: Mutex<HashMap<String, Counter>>,
-}
-
-impl DynamicStats {
-    fn inc(&self, kind: &str, name: &str) {
-        let key = format!("{kind}.{name}");
-        if let Ok(mut m) = self.made.lock() {
-            m.entry(key).or_insert_with_key(|k| self.store.counter(&format!("{}{k}", self.prefix))).inc();
-        }
-    }
-}
+use crate::stats::Store;
 
 /// Picks the first certificate whose key can sign with a scheme the client offers.
 #[derive(Debug)]
@@ -95,32 +56,7 @@ pub struct TlsFacts {
 /// Every TLS server of this process, for `/certs` and `server.days_until_first_cert_expiring`.
 static SERVERS: Mutex<Vec<Weak<TlsServer>>> = Mutex::new(Vec::new());
 
-fn openssl_cipher_name(s: CipherSuite) -> Option<&'static str> {
-    Some(match s {
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
-        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
-        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
-        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
-        CipherSuite::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
-        CipherSuite::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
-        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
-        _ => return None,
-    })
-}
-
-fn curve_name(g: NamedGroup) -> Option<&'static str> {
-    Some(match g {
-        NamedGroup::X25519 => "X25519",
-        NamedGroup::secp256r1 => "P-256",
-        NamedGroup::secp384r1 => "P-384",
-        NamedGroup::secp521r1 => "P-521",
-        _ => return None,
-    })
-}
-
-fn fingerprint(src: &DataSource) -> Option<(SystemTime, u64)> {
+pub(crate) fn fingerprint(src: &DataSource) -> Option<(SystemTime, u64)> {
     match src {
         DataSource::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
         DataSource::Inline(_) => None,
@@ -170,11 +106,7 @@ impl TlsServer {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             resolver,
             stats: SslStats::new(store, stats_prefix),
-            dynamic: DynamicStats {
-                store: store.clone(),
-                prefix: stats_prefix.to_string(),
-                made: Mutex::new(HashMap::new()),
-            },
+            dynamic: DynamicStats::new(store, stats_prefix),
             fingerprints: Mutex::new(
                 cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect(),
             ),
@@ -320,17 +252,26 @@ pub fn all_servers() -> Vec<Arc<TlsServer>> {
     SERVERS.lock().map(|s| s.iter().filter_map(Weak::upgrade).collect()).unwrap_or_default()
 }
 
-/// `server.days_until_first_cert_expiring`: the fewest days left over every served certificate.
+/// `server.days_until_first_cert_expiring`: the fewest days left over every served certificate
+/// and every upstream TLS context's client certificate and trusted CA.
 pub fn days_until_first_cert_expiring() -> Option<i64> {
-    all_servers()
+    let served = all_servers()
         .iter()
         .flat_map(|s| s.certificate_chains())
         .filter_map(|chain| chain.first().and_then(|leaf| certs::info(leaf)))
         .map(|i| i.days_until_expiration)
-        .min()
+        .min();
+    let upstream = super::client::all_clients()
+        .iter()
+        .flat_map(|c| {
+            let r = c.certificate_report();
+            r.ca.into_iter().chain(r.chain).filter_map(|(_, der)| certs::info(&der)).map(|i| i.days_until_expiration)
+        })
+        .min();
+    served.into_iter().chain(upstream).min()
 }
 
-/// Checks every TLS server's files every `every` until cancelled.
+/// Checks every TLS server's (and upstream client's) files every `every` until cancelled.
 pub async fn reload_loop(every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -338,5 +279,6 @@ pub async fn reload_loop(every: Duration) {
         for s in all_servers() {
             s.reload_if_changed();
         }
+        super::client::reload_all();
     }
 }

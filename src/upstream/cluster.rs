@@ -1,5 +1,10 @@
 //! A running cluster: its hosts (swapped atomically when DNS changes them), its load balancer,
 //! its circuit breaker on connections, and the connect path that drives `upstream_cx_*`.
+//!
+//! With a `transport_socket` (`UpstreamTlsContext`) the connect path also runs the TLS
+//! handshake, inside `connect_timeout` as in Envoy: a failed handshake is a failed connect
+//! (`upstream_cx_connect_fail`, Envoy's `TLS_error:...` transport failure reason), and the
+//! connection handed out is already encrypted.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -8,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use super::host::Host;
 use super::lb::{self, LbContext, LbHost, LbPolicy, LoadBalancer};
 use super::stats::{CircuitBreakerStats, ClusterStats, DefaultMatchStats};
 use crate::config::cluster::{ClusterConfig, LbPolicyConfig};
 use crate::stats::Store;
+use crate::tls::client::{TlsClient, TlsConnectError};
 
 /// The hosts of the highest-priority level that has any, with a load balancer built for them.
 pub struct HostSet {
@@ -44,6 +51,10 @@ pub enum ConnectError {
     Timeout,
     #[error("delayed connect error: {0}")]
     Io(#[source] std::io::Error),
+    /// The TCP connection opened but the TLS handshake failed (boxed: keeps the plain
+    /// connect path's futures small).
+    #[error("{0}")]
+    Tls(#[source] Box<TlsConnectError>),
 }
 
 impl ConnectError {
@@ -54,6 +65,7 @@ impl ConnectError {
             ConnectError::Io(e) => {
                 format!("delayed connect error: {}", e.raw_os_error().unwrap_or(0))
             }
+            ConnectError::Tls(e) => e.transport_failure_reason().to_string(),
         }
     }
 }
@@ -70,16 +82,25 @@ pub struct Cluster {
     pub http_stats: crate::filter::http::stats::ClusterHttpStats,
     policy: LbPolicy,
     hosts: ArcSwap<HostSet>,
+    tls: Option<Arc<TlsClient>>,
 }
 
 impl Cluster {
-    pub fn new(config: ClusterConfig, store: &Store, hosts: Vec<Arc<Host>>) -> Cluster {
+    /// Builds the cluster; fails when its TLS context cannot be built (unreadable files).
+    pub fn new(config: ClusterConfig, store: &Store, hosts: Vec<Arc<Host>>) -> Result<Cluster, String> {
         let prefix = format!("cluster.{}.", config.stat_name());
+        let tls = match &config.tls {
+            Some(t) => Some(
+                TlsClient::new(t, store, &format!("{prefix}ssl."))
+                    .map_err(|e| format!("cluster '{}': transport_socket: {e}", config.name))?,
+            ),
+            None => None,
+        };
         let stats = ClusterStats::new(store, &prefix);
         let cb_default = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
         let cb_high = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.high."));
         let default_match = DefaultMatchStats::new(store, &format!("{prefix}default."));
-        // Plain-TCP hosts always use the default transport socket.
+        // Without transport_socket_matches every host uses the cluster's transport socket.
         default_match.total_match_count.add(hosts.len() as u64);
         let policy = match &config.lb_policy {
             LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
@@ -107,12 +128,20 @@ impl Cluster {
             cb_high,
             policy,
             hosts: ArcSwap::from_pointee(set),
+            tls,
         };
         cluster.update_membership_stats();
         if initial_change {
             cluster.stats.membership_change.inc();
         }
-        cluster
+        Ok(cluster)
+    }
+
+    /// The cluster's TLS origination, when it has a `transport_socket` with an
+    /// `UpstreamTlsContext`. [`Cluster::connect`] already runs the handshake; call
+    /// [`TlsClient::connect`] only on a socket opened some other way.
+    pub fn tls(&self) -> Option<&Arc<TlsClient>> {
+        self.tls.as_ref()
     }
 
     /// Whether the load balancer uses the request hash (ring hash, maglev): callers skip
@@ -169,6 +198,25 @@ impl Cluster {
         set.active.get(i).cloned()
     }
 
+    /// The TLS handshake over a fresh connection; a failure records the TCP connection's
+    /// length, as Envoy does.
+    async fn handshake(
+        &self,
+        tls: &TlsClient,
+        tcp: TcpStream,
+        deadline: Instant,
+    ) -> Result<UpstreamStream, ConnectError> {
+        let opened = Instant::now();
+        match tokio::time::timeout_at(deadline.into(), tls.connect(tcp)).await {
+            Err(_) => Err(ConnectError::Timeout),
+            Ok(Ok(s)) => Ok(UpstreamStream::Tls(Box::new(s))),
+            Ok(Err(e)) => {
+                self.stats.upstream_cx_length_ms.record(opened.elapsed().as_millis() as u64);
+                Err(ConnectError::Tls(Box::new(e)))
+            }
+        }
+    }
+
     /// Checks the default-priority `max_connections` breaker; connections being established
     /// count against it too (the caller connects right away, without awaiting in between).
     pub fn try_reserve_connection(&self) -> bool {
@@ -181,7 +229,8 @@ impl Cluster {
         true
     }
 
-    /// Opens a TCP connection to `host` within `connect_timeout`, counting Envoy's stats.
+    /// Opens a connection to `host` (TCP, then TLS when the cluster has a TLS context) within
+    /// `connect_timeout`, counting Envoy's stats.
     /// As in Envoy's TCP connection pool, the connection is also one upstream request: pending
     /// while connecting, active for the connection's life.
     pub async fn connect(self: &Arc<Self>, host: &Arc<Host>) -> Result<UpstreamConn, ConnectError> {
@@ -201,17 +250,26 @@ impl Cluster {
             self.stats.upstream_rq_pending_active.inc();
         }
         host.stats.cx_total.fetch_add(1, Ordering::Relaxed);
-        let result =
-            tokio::time::timeout(self.config.connect_timeout, connect_socket(host.address, self.config.tcp_keepalive))
-                .await;
+        let timeout = self.config.connect_timeout;
+        let result = match tokio::time::timeout(timeout, connect_socket(host.address, self.config.tcp_keepalive)).await
+        {
+            Err(_) => Err(ConnectError::Timeout),
+            Ok(Err(e)) => Err(ConnectError::Io(e)),
+            Ok(Ok(tcp)) => match &self.tls {
+                None => Ok(UpstreamStream::Tcp(tcp)),
+                // Boxed: plain connections do not carry the handshake's state. The handshake
+                // gets what is left of connect_timeout.
+                Some(t) => Box::pin(self.handshake(t, tcp, started + timeout)).await,
+            },
+        };
         if as_request {
             self.stats.upstream_rq_pending_active.dec();
-            if !matches!(result, Ok(Ok(_))) {
+            if result.is_err() {
                 self.stats.upstream_rq_pending_failure_eject.inc();
             }
         }
         match result {
-            Ok(Ok(stream)) => {
+            Ok(stream) => {
                 self.stats.upstream_cx_connect_ms.record(started.elapsed().as_millis() as u64);
                 self.stats.upstream_cx_active.inc();
                 host.stats.cx_active.fetch_add(1, Ordering::Relaxed);
@@ -234,21 +292,22 @@ impl Cluster {
                     as_request,
                 })
             }
-            Ok(Err(e)) => {
-                // A refused connect is a connection the remote closed, in Envoy's counting.
-                self.stats.upstream_cx_destroy.inc();
-                self.stats.upstream_cx_destroy_remote.inc();
-                self.stats.upstream_cx_connect_fail.inc();
-                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
-                Err(ConnectError::Io(e))
-            }
-            Err(_) => {
+            Err(ConnectError::Timeout) => {
                 self.stats.upstream_cx_destroy.inc();
                 self.stats.upstream_cx_destroy_local.inc();
                 self.stats.upstream_cx_connect_timeout.inc();
                 self.stats.upstream_cx_connect_fail.inc();
                 host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
                 Err(ConnectError::Timeout)
+            }
+            Err(e) => {
+                // A refused connect (or a failed handshake, which Envoy's TLS socket ends as a
+                // remote close) is a connection the remote closed, in Envoy's counting.
+                self.stats.upstream_cx_destroy.inc();
+                self.stats.upstream_cx_destroy_remote.inc();
+                self.stats.upstream_cx_connect_fail.inc();
+                host.stats.cx_connect_fail.fetch_add(1, Ordering::Relaxed);
+                Err(e)
             }
         }
     }
@@ -264,10 +323,16 @@ async fn connect_socket(addr: SocketAddr, keepalive: bool) -> std::io::Result<Tc
     Ok(stream)
 }
 
+/// The transport of an upstream connection: plain TCP, or TLS over it.
+pub enum UpstreamStream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 /// An open upstream connection. Dropping it closes the socket and settles the cluster's
 /// `upstream_cx_active`, `upstream_cx_destroy*` and `upstream_cx_length_ms` stats.
 pub struct UpstreamConn {
-    stream: Option<TcpStream>,
+    stream: Option<UpstreamStream>,
     pub cluster: Arc<Cluster>,
     pub host: Arc<Host>,
     opened: Instant,
@@ -277,14 +342,31 @@ pub struct UpstreamConn {
 }
 
 impl UpstreamConn {
-    /// The socket (present until drop).
+    /// The TCP socket (under TLS when the cluster originates TLS); for addresses and socket
+    /// options, not for bytes when [`UpstreamConn::transport_mut`] is TLS.
     pub fn stream(&self) -> &TcpStream {
-        self.stream.as_ref().expect("stream is present until drop")
+        match self.stream.as_ref().expect("stream is present until drop") {
+            UpstreamStream::Tcp(s) => s,
+            UpstreamStream::Tls(t) => t.get_ref().0,
+        }
     }
 
-    /// The socket, mutably (to split it into read and write halves).
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    /// The transport, mutably (to split it into read and write halves).
+    pub fn transport_mut(&mut self) -> &mut UpstreamStream {
         self.stream.as_mut().expect("stream is present until drop")
+    }
+
+    /// The TLS stream, when the cluster originates TLS.
+    pub fn tls_stream(&self) -> Option<&TlsStream<TcpStream>> {
+        match self.stream.as_ref()? {
+            UpstreamStream::Tcp(_) => None,
+            UpstreamStream::Tls(t) => Some(t),
+        }
+    }
+
+    /// The protocol ALPN settled on with the upstream (`h2`, `http/1.1`), if any.
+    pub fn negotiated_alpn(&self) -> Option<&[u8]> {
+        self.tls_stream().and_then(TlsClient::negotiated_alpn)
     }
 
     /// Records that the upstream closed first (for `upstream_cx_destroy_remote`).
@@ -323,6 +405,70 @@ impl Drop for UpstreamConn {
         let max = u64::from(self.cluster.config.default_thresholds.max_connections);
         if s.upstream_cx_active.value() < max {
             self.cluster.cb_default.cx_open.set(0);
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for UpstreamStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            UpstreamStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for UpstreamStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            UpstreamStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            UpstreamStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpstreamStream::Tcp(s) => s.is_write_vectored(),
+            UpstreamStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            UpstreamStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpstreamStream::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            UpstreamStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -37,7 +37,7 @@ impl AsyncRead for PooledIo {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let r = Pin::new(this.0.stream_mut()).poll_read(cx, buf);
+        let r = Pin::new(this.0.transport_mut()).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
             let n = buf.filled().len() - before;
             if n == 0 {
@@ -53,7 +53,7 @@ impl AsyncRead for PooledIo {
 impl AsyncWrite for PooledIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(this.0.stream_mut()).poll_write(cx, buf);
+        let r = Pin::new(this.0.transport_mut()).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = r {
             this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
         }
@@ -65,7 +65,7 @@ impl AsyncWrite for PooledIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(this.0.stream_mut()).poll_write_vectored(cx, bufs);
+        let r = Pin::new(this.0.transport_mut()).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = r {
             this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
         }
@@ -75,10 +75,10 @@ impl AsyncWrite for PooledIo {
         true
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.stream_mut()).poll_flush(cx)
+        Pin::new(self.get_mut().0.transport_mut()).poll_flush(cx)
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.stream_mut()).poll_shutdown(cx)
+        Pin::new(self.get_mut().0.transport_mut()).poll_shutdown(cx)
     }
 }
 

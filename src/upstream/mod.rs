@@ -43,7 +43,13 @@ impl ClusterManager {
                     continue;
                 }
             };
-            let cluster = Arc::new(Cluster::new(cfg.clone(), store, hosts));
+            let cluster = match Cluster::new(cfg.clone(), store, hosts) {
+                Ok(c) => Arc::new(c),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
             if cfg.discovery != DiscoveryType::Static {
                 cluster.stats.update_attempt.inc();
                 cluster.stats.update_success.inc();
@@ -69,14 +75,23 @@ impl ClusterManager {
         let stats = ClusterManagerStats::new(store, "cluster_manager.");
         let mut clusters = HashMap::new();
         let mut order = Vec::new();
+        let mut errors = Vec::new();
         for cfg in configs {
             let hosts = if cfg.discovery == DiscoveryType::Static {
                 futures_ready(dns::resolve_hosts(cfg))
             } else {
                 Vec::new()
             };
-            order.push(cfg.name.clone());
-            clusters.insert(cfg.name.clone(), Arc::new(Cluster::new(cfg.clone(), store, hosts)));
+            match Cluster::new(cfg.clone(), store, hosts) {
+                Ok(c) => {
+                    order.push(cfg.name.clone());
+                    clusters.insert(cfg.name.clone(), Arc::new(c));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
         }
         Ok(ClusterManager { clusters, order, stats, tasks: Vec::new() })
     }

@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::filter::{FilterAction, Observer};
@@ -91,12 +89,13 @@ struct Half<'a, R, W> {
     reply: Option<&'static [u8]>,
 }
 
-/// The pump future. Poll it to completion; then read the byte totals. The downstream side is
-/// any stream's read and write halves (plain TCP, or TLS after termination); the upstream side
-/// is a TCP connection.
-pub struct Pump<'a, DR, DW> {
-    d2u: Half<'a, DR, WriteHalf<'a>>,
-    u2d: Half<'a, ReadHalf<'a>, DW>,
+/// The pump future. Poll it to completion; then read the byte totals. Each side is any
+/// stream's read and write halves: plain TCP (`TcpStream::split`, no locking), or TLS after
+/// termination or origination (`tokio::io::split`). Each combination is its own
+/// monomorphisation, so the plain path pays nothing for TLS.
+pub struct Pump<'a, DR, DW, UR, UW> {
+    d2u: Half<'a, DR, UW>,
+    u2d: Half<'a, UR, DW>,
     observers: &'a mut [Box<dyn Observer>],
     /// Most bytes one direction buffers.
     limit: usize,
@@ -113,17 +112,22 @@ impl<'a, R, W> Half<'a, R, W> {
     }
 }
 
-impl<'a, DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Pump<'a, DR, DW> {
+impl<'a, DR, DW, UR, UW> Pump<'a, DR, DW, UR, UW>
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
     /// `d2u` counts downstream→upstream bytes, `u2d` the other way.
     pub fn new(
         (down_r, down_w): (DR, DW),
-        up: &'a mut TcpStream,
+        (up_r, up_w): (UR, UW),
         d2u: HalfStats<'a>,
         u2d: HalfStats<'a>,
         observers: &'a mut [Box<dyn Observer>],
         limits: PumpLimits,
     ) -> Self {
-        let (up_r, up_w) = up.split();
         Pump {
             d2u: Half::new(down_r, up_w, d2u, true),
             u2d: Half::new(up_r, down_w, u2d, false),
@@ -307,7 +311,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
     }
 }
 
-impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Pump<'_, DR, DW> {
+impl<DR, DW, UR, UW> Pump<'_, DR, DW, UR, UW>
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
     fn start_reply(&mut self, reply: &'static [u8], cx: &mut Context<'_>) -> Poll<PumpEnd> {
         self.closing = Some((reply, 0));
         self.poll_reply(cx).map(|_| PumpEnd::FilterClosed)
@@ -388,7 +398,13 @@ fn show_eof<W>(half: &mut Half<'_, impl AsyncRead, W>, observers: &mut [Box<dyn 
     }
 }
 
-impl<DR: AsyncRead + Unpin, DW: AsyncWrite + Unpin> Future for Pump<'_, DR, DW> {
+impl<DR, DW, UR, UW> Future for Pump<'_, DR, DW, UR, UW>
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
     type Output = PumpEnd;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<PumpEnd> {

@@ -10,14 +10,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::io::{AsyncRead, AsyncWrite};
+
 use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits};
 use crate::access_log::{AccessLog, ResponseFlags, StreamInfo};
 use crate::config::filters::{ClusterSpecifier, TcpProxyConfig};
 use crate::define_stats;
 use crate::filter::{ConnContext, Downstream, Observer};
 use crate::stats::Store;
-use crate::upstream::cluster::{Cluster, UpstreamConn};
+use crate::upstream::cluster::{Cluster, UpstreamConn, UpstreamStream};
 use crate::upstream::lb::hash_ip;
+use crate::upstream::stats::ClusterStats;
 use crate::upstream::ClusterManager;
 
 define_stats! {
@@ -125,11 +128,34 @@ impl TcpProxy {
                 idle_timeout: self.idle_timeout,
                 max_duration: self.max_duration,
             };
-            let (end, rx, tx, upstream_ended) = match &mut downstream {
-                Downstream::Tcp(s) => self.pump(s.split(), &mut up, &mut observers, limits).await,
-                // Boxed so plain TCP connections do not carry the TLS variant's larger state.
-                Downstream::Tls(t) => {
-                    Box::pin(self.pump(tokio::io::split(&mut **t), &mut up, &mut observers, limits)).await
+            let (end, rx, tx, upstream_ended) = match (&mut downstream, up.transport_mut()) {
+                (Downstream::Tcp(s), UpstreamStream::Tcp(u)) => {
+                    pump(s.split(), u.split(), (&self.stats, &cluster.stats), &mut observers, limits).await
+                }
+                // Boxed so plain TCP connections do not carry the TLS variants' larger state.
+                (Downstream::Tls(t), UpstreamStream::Tcp(u)) => {
+                    Box::pin(pump(
+                        tokio::io::split(&mut **t),
+                        u.split(),
+                        (&self.stats, &cluster.stats),
+                        &mut observers,
+                        limits,
+                    ))
+                    .await
+                }
+                (Downstream::Tcp(s), UpstreamStream::Tls(u)) => {
+                    Box::pin(pump(
+                        s.split(),
+                        tokio::io::split(&mut **u),
+                        (&self.stats, &cluster.stats),
+                        &mut observers,
+                        limits,
+                    ))
+                    .await
+                }
+                (Downstream::Tls(t), UpstreamStream::Tls(u)) => {
+                    let (d, u) = (tokio::io::split(&mut **t), tokio::io::split(&mut **u));
+                    Box::pin(pump(d, u, (&self.stats, &cluster.stats), &mut observers, limits)).await
                 }
             };
             bytes = (rx, tx);
@@ -182,40 +208,6 @@ impl TcpProxy {
         }
     }
 
-    /// Moves bytes between the downstream halves and the upstream until the pump ends; returns
-    /// how it ended, the bytes read each way, and whether the upstream ended its side.
-    async fn pump<DR, DW>(
-        &self,
-        down: (DR, DW),
-        up: &mut UpstreamConn,
-        observers: &mut [Box<dyn Observer>],
-        limits: PumpLimits,
-    ) -> (PumpEnd, u64, u64, bool)
-    where
-        DR: tokio::io::AsyncRead + Unpin,
-        DW: tokio::io::AsyncWrite + Unpin,
-    {
-        let cluster = up.cluster.clone();
-        let mut pump = Pump::new(
-            down,
-            up.stream_mut(),
-            HalfStats {
-                rx: &self.stats.downstream_cx_rx_bytes_total,
-                tx: &cluster.stats.upstream_cx_tx_bytes_total,
-                buffered: &cluster.stats.upstream_cx_tx_bytes_buffered,
-            },
-            HalfStats {
-                rx: &cluster.stats.upstream_cx_rx_bytes_total,
-                tx: &self.stats.downstream_cx_tx_bytes_total,
-                buffered: &self.stats.downstream_cx_tx_bytes_buffered,
-            },
-            observers,
-            limits,
-        );
-        let end = (&mut pump).await;
-        (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
-    }
-
     async fn connect<'s>(&'s self, cx: &ConnContext, out: &mut Outcome<'s>) -> Option<UpstreamConn> {
         let (cluster, name) = self.pick_cluster();
         out.cluster = Some(name);
@@ -253,6 +245,36 @@ impl TcpProxy {
         }
         None
     }
+}
+
+/// Moves bytes between the downstream and upstream halves until the pump ends; returns how it
+/// ended, the bytes read each way, and whether the upstream ended its side.
+async fn pump<DR, DW, UR, UW>(
+    down: (DR, DW),
+    up: (UR, UW),
+    (proxy, cluster): (&TcpProxyStats, &ClusterStats),
+    observers: &mut [Box<dyn Observer>],
+    limits: PumpLimits,
+) -> (PumpEnd, u64, u64, bool)
+where
+    DR: AsyncRead + Unpin,
+    DW: AsyncWrite + Unpin,
+    UR: AsyncRead + Unpin,
+    UW: AsyncWrite + Unpin,
+{
+    let d2u = HalfStats {
+        rx: &proxy.downstream_cx_rx_bytes_total,
+        tx: &cluster.upstream_cx_tx_bytes_total,
+        buffered: &cluster.upstream_cx_tx_bytes_buffered,
+    };
+    let u2d = HalfStats {
+        rx: &cluster.upstream_cx_rx_bytes_total,
+        tx: &proxy.downstream_cx_tx_bytes_total,
+        buffered: &proxy.downstream_cx_tx_bytes_buffered,
+    };
+    let mut pump = Pump::new(down, up, d2u, u2d, observers, limits);
+    let end = (&mut pump).await;
+    (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
 }
 
 /// What a connection remembers for its access log while it runs (kept small: it lives as long
