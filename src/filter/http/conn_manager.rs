@@ -375,7 +375,9 @@ impl HttpConnectionManager {
                 tail.local_reply_raw(reply, Some((vh, route)), body.clone())
             }
             RouteAction::Redirect(r) => {
-                s.rq_redirect.inc();
+                // Envoy 1.40 counts route redirects under rq_direct_response (rq_redirect is
+                // for internal redirects), whatever its docs say.
+                s.rq_direct_response.inc();
                 let location = r.location(route, conn.scheme(), &authority, &path_and_query);
                 let mut reply = LocalReply::new(r.status(), "", ResponseFlags::default(), "via_route_redirect");
                 if let Ok(v) = HeaderValue::from_str(&location) {
