@@ -646,20 +646,25 @@ fn is_kept_envoy_header(name: &str) -> bool {
     )
 }
 
-/// A random (version 4) UUID, as Envoy's default request-id extension makes.
+/// A random (version 4) UUID, as Envoy's default request-id extension makes; formatted
+/// without `fmt` (this runs on every request).
 fn new_request_id() -> HeaderValue {
-    let b: [u8; 16] = rand::random();
-    let mut b = b;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b: [u8; 16] = rand::random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = String::with_capacity(36);
+    let mut out = [0u8; 36];
+    let mut o = 0;
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
+            out[o] = b'-';
+            o += 1;
         }
-        s.push_str(&format!("{byte:02x}"));
+        out[o] = HEX[usize::from(byte >> 4)];
+        out[o + 1] = HEX[usize::from(byte & 0x0f)];
+        o += 2;
     }
-    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }
 
 /// The `%PROTOCOL%` string.

@@ -39,6 +39,9 @@ static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Envoy's default route timeout (its header value is preformatted).
+const DEFAULT_ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The retry policy in force for one request (route or vhost policy plus request overrides).
 struct Retries {
     on: RetryOn,
@@ -115,7 +118,8 @@ pub async fn forward(
             (p, t) => p.or(t),
         };
         if let Some(e) = expected {
-            h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), HeaderValue::from(e.as_millis() as u64));
+            let v = if e == DEFAULT_ROUTE_TIMEOUT { HeaderValue::from_static("15000") } else { HeaderValue::from(e.as_millis() as u64) };
+            h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), v);
         }
     }
     let mut upstream_path = path.to_string();
@@ -164,7 +168,9 @@ pub async fn forward(
             HostRewrite::Auto if !host.hostname.is_empty() => host.hostname.clone(),
             _ => upstream_authority.clone(),
         };
-        let mut headers = parts.headers.clone();
+        // The headers are kept for another try only when one can happen.
+        let mut headers =
+            if retries.max > 0 || !fwd.mirrors.is_empty() { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
         if vh.include_request_attempt_count {
             headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
         }
