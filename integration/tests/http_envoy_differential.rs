@@ -19,6 +19,8 @@ const ROUTES: &str = "- match: {prefix: /retry/}
     retry_policy: {retry_on: 5xx, num_retries: 3, retry_back_off: {base_interval: 0.001s, max_interval: 0.002s}}
 - match: {prefix: /slow/}
   route: {cluster: up, timeout: 1s, prefix_rewrite: /}
+- match: {prefix: /idle/}
+  route: {cluster: up, timeout: 0s, idle_timeout: 0.3s, prefix_rewrite: /}
 - match: {prefix: /dead}
   route: {cluster: dead}
 - match: {prefix: /empty}
@@ -43,6 +45,7 @@ const SEQUENCE: &[&str] = &[
     "/moved",
     "/slow/delay/1500",
     "/slow/delay/100",
+    "/idle/delay/800",
     "/retry/status/500",
     "/retry/status/500",
     "/retry/status/500",

@@ -56,6 +56,8 @@ struct Retries {
 enum Failure {
     Send(SendError),
     PerTryTimeout,
+    /// `stream_idle_timeout` (or the route's `idle_timeout`) passed with no response.
+    StreamIdle,
 }
 
 /// Sends the request upstream; returns the response to send downstream.
@@ -118,7 +120,11 @@ pub async fn forward(
             (p, t) => p.or(t),
         };
         if let Some(e) = expected {
-            let v = if e == DEFAULT_ROUTE_TIMEOUT { HeaderValue::from_static("15000") } else { HeaderValue::from(e.as_millis() as u64) };
+            let v = if e == DEFAULT_ROUTE_TIMEOUT {
+                HeaderValue::from_static("15000")
+            } else {
+                HeaderValue::from(e.as_millis() as u64)
+            };
             h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), v);
         }
     }
@@ -169,8 +175,11 @@ pub async fn forward(
             _ => upstream_authority.clone(),
         };
         // The headers are kept for another try only when one can happen.
-        let mut headers =
-            if retries.max > 0 || !fwd.mirrors.is_empty() { parts.headers.clone() } else { std::mem::take(&mut parts.headers) };
+        let mut headers = if retries.max > 0 || !fwd.mirrors.is_empty() {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
         if vh.include_request_attempt_count {
             headers.insert(X_ENVOY_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
         }
@@ -205,10 +214,24 @@ pub async fn forward(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        // The stream idle timer: with no response it fires like Envoy's (408 before headers).
+        let idle_timeout = match fwd.idle_timeout {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => hcm.stream_idle_timeout,
+        };
+        let idle = idle_timeout.map(|d| tokio::time::Instant::now() + d);
+        let idle_first = match (idle, limit) {
+            (Some(i), Some(l)) => i < l,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let limit = if idle_first { idle } else { limit };
         let send = cluster.http.send(&cluster, &host, req, h2);
         let outcome = match limit {
             Some(l) => match tokio::time::timeout_at(l, send).await {
                 Ok(r) => r.map_err(Failure::Send),
+                Err(_) if idle_first => Err(Failure::StreamIdle),
                 Err(_) => Err(Failure::PerTryTimeout),
             },
             None => send.await.map_err(Failure::Send),
@@ -285,7 +308,16 @@ pub async fn forward(
                 if per_try {
                     cluster.stats.upstream_rq_per_try_timeout.inc();
                 }
+                if matches!(failure, Failure::StreamIdle) {
+                    hcm.stats.downstream_rq_idle_timeout.inc();
+                    // Envoy: 504 once the downstream request is complete, 408 while it is not.
+                    let complete = ended || tee.as_ref().is_some_and(Tee::complete);
+                    let code = if complete { 504 } else { 408 };
+                    let reply = LocalReply::new(code, "stream timeout", ResponseFlags::SI, "stream_idle_timeout");
+                    return tail.local_reply(reply, Some((vh, route)));
+                }
                 let retriable = match &failure {
+                    Failure::StreamIdle => false,
                     Failure::PerTryTimeout => {
                         per_try
                             && (retries.on.contains(RetryOn::FIVE_XX)
