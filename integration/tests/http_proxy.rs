@@ -389,3 +389,31 @@ fn connect_failures_are_retried_on_the_next_host() {
     }
     assert!(l.stats().value("cluster.up.upstream_cx_connect_fail") >= 1);
 }
+
+/// `configs/http-gateway.yaml` (docker-compose service `legate-http`), natively: the same
+/// config with the `httpbin` service replaced by the test server and ports made ephemeral.
+#[test]
+fn the_http_gateway_example_works_as_documented() {
+    let up = HttpUpstream::named("httpbin");
+    let root = legate_integration::legate::workspace_root();
+    let cfg = std::fs::read_to_string(root.join("configs/http-gateway.yaml")).expect("example config");
+    let cfg = cfg
+        .replace("address: httpbin, port_value: 80", &format!("address: 127.0.0.1, port_value: {}", up.port()))
+        .replace("type: STRICT_DNS", "type: STATIC")
+        .replace("address: 0.0.0.0, port_value: 8000", "address: 127.0.0.1, port_value: 0")
+        .replace("address: 0.0.0.0, port_value: 9901", "address: 127.0.0.1, port_value: 0");
+    let l = Legate::start(&cfg);
+    let base = format!("http://127.0.0.1:{}", l.listener_port("http"));
+    let r = curl(&[&format!("{base}/")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "legate http gateway\n"));
+    let r = curl(&[&format!("{base}/httpbin/headers")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(up.requests()[0].path, "/headers");
+    let r = curl(&[&format!("{base}/httpbin/delay/2500")]);
+    assert_eq!((r.status, r.text().as_str()), (504, "upstream request timeout"));
+    let r = curl(&["--http2-prior-knowledge", &format!("{base}/httpbin/status/503")]);
+    assert_eq!(r.status, 503);
+    let s = l.stats();
+    assert_eq!(s.value("cluster.httpbin.upstream_rq_retry"), 3);
+    assert_eq!(s.value("cluster.httpbin.upstream_rq_retry_limit_exceeded"), 1);
+}
