@@ -57,6 +57,14 @@ fn http1_and_h2c_reach_the_upstream_with_envoys_headers() {
     assert_eq!(s.value("cluster.up.upstream_rq_2xx"), 2);
     assert_eq!(s.value("cluster.up.upstream_rq_completed"), 2);
     assert_eq!(s.value("cluster.up.upstream_cx_http1_total"), 1, "the second request reused the pooled connection");
+    for bytes in [
+        "http.web.downstream_cx_rx_bytes_total",
+        "http.web.downstream_cx_tx_bytes_total",
+        "cluster.up.upstream_cx_rx_bytes_total",
+        "cluster.up.upstream_cx_tx_bytes_total",
+    ] {
+        assert!(s.value(bytes) > 100, "{bytes}");
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! [`Store::merge_histograms`] (the stats flush); the "interval" view holds the samples of the
 //! last flush interval and the "cumulative" view everything up to the last flush.
 
+pub mod counted_io;
 mod hist_stats;
 mod histogram;
 mod llhist;

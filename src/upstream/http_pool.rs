@@ -11,12 +11,9 @@
 //! "503 UC" on keep-alive races).
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -24,63 +21,21 @@ use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::cluster::{Cluster, ConnectError, UpstreamConn};
 use super::host::Host;
 use crate::config::http::{UpstreamHttpOptions, UpstreamProtocol};
 use crate::filter::http::body::ReqBody;
+use crate::stats::counted_io::CountedIo;
 
-/// The socket of a pooled connection; dropping it settles the cluster's cx stats.
-struct PooledIo(UpstreamConn);
+/// The socket of a pooled connection, counting the cluster's `upstream_cx_rx/tx_bytes_total`;
+/// dropping it settles the cluster's cx stats.
+type PooledIo = CountedIo<UpstreamConn>;
 
-impl AsyncRead for PooledIo {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(this.0.transport_mut()).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let n = buf.filled().len() - before;
-            if n == 0 {
-                this.0.mark_remote_close();
-            } else {
-                this.0.cluster.stats.upstream_cx_rx_bytes_total.add(n as u64);
-            }
-        }
-        r
-    }
-}
-
-impl AsyncWrite for PooledIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(this.0.transport_mut()).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
-        }
-        r
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(this.0.transport_mut()).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = r {
-            this.0.cluster.stats.upstream_cx_tx_bytes_total.add(n as u64);
-        }
-        r
-    }
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.transport_mut()).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.get_mut().0.transport_mut()).poll_shutdown(cx)
-    }
+fn pooled(conn: UpstreamConn) -> PooledIo {
+    let (rx, tx) =
+        (conn.cluster.stats.upstream_cx_rx_bytes_total.clone(), conn.cluster.stats.upstream_cx_tx_bytes_total.clone());
+    CountedIo::new(conn, rx, tx)
 }
 
 /// Why a request got no response from the upstream.
@@ -228,7 +183,7 @@ impl HttpUpstream {
         let local = conn.stream().local_addr().ok();
         cluster.stats.upstream_cx_http1_total.inc();
         let (mut sender, connection) =
-            http1::Builder::new().handshake::<_, ReqBody>(TokioIo::new(PooledIo(conn))).await.map_err(reset_error)?;
+            http1::Builder::new().handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
         tokio::spawn(async move {
             let _ = connection.with_upgrades().await;
         });
@@ -261,7 +216,7 @@ impl HttpUpstream {
                         b.header_table_size(t);
                     }
                     let (sender, connection) =
-                        b.handshake::<_, ReqBody>(TokioIo::new(PooledIo(conn))).await.map_err(reset_error)?;
+                        b.handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });

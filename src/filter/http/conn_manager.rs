@@ -30,6 +30,7 @@ use crate::access_log::{AccessLog, ResponseFlags};
 use crate::config::http::{CodecType, HttpConnectionManagerConfig, ServerHeaderTransformation};
 use crate::config::http_filters::HttpFilterConfig;
 use crate::filter::{ConnContext, Downstream};
+use crate::stats::counted_io::CountedIo;
 use crate::stats::Store;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::ClusterManager;
@@ -203,7 +204,11 @@ impl HttpConnectionManager {
             let conn = c2.clone();
             async move { Ok::<_, Infallible>(hcm.handle(conn, req).await) }
         });
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(CountedIo::new(
+            io,
+            self.stats.downstream_cx_rx_bytes_total.clone(),
+            self.stats.downstream_cx_tx_bytes_total.clone(),
+        ));
         let result = if h2 {
             let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             b.timer(TokioTimer::new())
