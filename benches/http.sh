@@ -217,23 +217,13 @@ write_envoy_yaml() {  # file base_port
 # HTTP listeners for benches/http.sh (Envoy v3 API; read unchanged by Envoy and Legate).
 # HCM + router, no access log, no request-id generation; clusters up_h1 (HTTP/1.1, pooled
 # keep-alive) and up_h2 (h2c through typed_extension_protocol_options).
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: $((p+9))}}
-static_resources:
-  listeners:
 EOF
+    yaml_admin $((p+9))
     for l in "h1 $((p+1)) HTTP1 up_h1" "h2h1 $((p+2)) HTTP2 up_h1" "h2h2 $((p+3)) HTTP2 up_h2"; do
       set -- $l
+      yaml_listener "$1" "$2" envoy.filters.network.http_connection_manager \
+        type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
       cat <<EOF
-  - name: $1
-    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
-    tcp_backlog_size: 4096
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: $1
           codec_type: $3
           generate_request_id: false
           route_config:
@@ -252,14 +242,7 @@ EOF
     echo "  clusters:"
     for c in "up_h1 $UP_H1" "up_h2 $UP_H2 h2"; do
       set -- $c
-      cat <<EOF
-  - name: $1
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: $1
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
-EOF
+      yaml_cluster "$1" "$2"
       [ "${3:-}" = h2 ] && cat <<EOF
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
@@ -290,12 +273,8 @@ start_proxy() {
       start_bg nginx "$OUTDIR/logs/nginx-proxy.out" nginx -p "$OUTDIR/run/ngx-proxy" \
         -e "$OUTDIR/logs/nginx-proxy-error.log" -c "$OUTDIR/conf/nginx-proxy.conf" -g 'daemon off;'
       port=$((NGX+2));;
-    envoy)
-      start_bg envoy "$OUTDIR/logs/envoy.log" "$ENVOY_BIN" -c "$OUTDIR/conf/envoy.yaml" --concurrency 1 -l warn --base-id "$BASE_ID"
-      port=$((ENV+3));;
-    legate)
-      start_bg legate "$OUTDIR/logs/legate.log" "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" --concurrency 1 -l warn --base-id "$((BASE_ID + 1))"
-      port=$((LEG+3));;
+    envoy) start_envoy envoy; port=$((ENV+3));;
+    legate) start_envoy legate; port=$((LEG+3));;
   esac
   wait_tcp "$port" 30 || die "$name did not start (see $OUTDIR/logs/)"
 }

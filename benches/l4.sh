@@ -153,41 +153,22 @@ EOF
 write_envoy_yaml() {  # file admin_port tcp_port conn_port mem_port
   local f=$1 admin=$2 tcp=$3 conn=$4 mem=$5 l c
   {
-    cat <<EOF
-# tcp_proxy listeners for benches/l4.sh (Envoy v3 API; read unchanged by Envoy and Legate)
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: $admin}}
-static_resources:
-  listeners:
-EOF
+    echo "# tcp_proxy listeners for benches/l4.sh (Envoy v3 API; read unchanged by Envoy and Legate)"
+    yaml_admin "$admin"
     for l in "bulk $tcp iperf" "conn $conn http" "mem $mem hold"; do
       set -- $l
-      cat <<EOF
-  - name: $1
-    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
-    tcp_backlog_size: 4096
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: $1
-          cluster: $3
-EOF
+      yaml_listener "$1" "$2" envoy.filters.network.tcp_proxy \
+        type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+      echo "          cluster: $3"
     done
     echo "  clusters:"
     for c in "iperf $UP_TCP" "http $UP_HTTP" "hold $UP_HOLD"; do
       set -- $c
+      yaml_cluster "$1" "$2"
       cat <<EOF
-  - name: $1
-    type: STATIC
-    connect_timeout: 5s
     # Envoy's defaults (1024 each; tcp_proxy counts a connection as a pending then active request
     # too) would cap the memory scenario's 2000 connections
     circuit_breakers: {thresholds: [{max_connections: 100000, max_pending_requests: 100000, max_requests: 100000}]}
-    load_assignment:
-      cluster_name: $1
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
 EOF
     done
   } >"$f"
@@ -226,12 +207,8 @@ start_proxy() {
       haproxy -c -q -f "$OUTDIR/conf/haproxy.cfg" || die "haproxy config invalid"
       start_bg haproxy "$OUTDIR/logs/haproxy.log" haproxy -db -f "$OUTDIR/conf/haproxy.cfg"
       port=$HAP_MEM;;
-    envoy)
-      start_bg envoy "$OUTDIR/logs/envoy.log" "$ENVOY_BIN" -c "$OUTDIR/conf/envoy.yaml" --concurrency 1 -l warn --base-id "$BASE_ID"
-      port=$ENV_MEM;;
-    legate)
-      start_bg legate "$OUTDIR/logs/legate.log" "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" --concurrency 1 -l warn --base-id "$((BASE_ID + 1))"
-      port=$LEG_MEM;;
+    envoy) start_envoy envoy; port=$ENV_MEM;;
+    legate) start_envoy legate; port=$LEG_MEM;;
   esac
   wait_tcp "$port" 30 || die "$name did not start (see $OUTDIR/logs/$name.log)"
 }

@@ -53,6 +53,48 @@ validate() {
     || die "$1 rejects the config (see $OUTDIR/logs/$1-validate.log${4:+; $4})"
 }
 
+# start_envoy NAME: envoy or legate (NAME=legate), one worker, on $OUTDIR/conf/NAME.yaml, with
+# the run's --base-id (BASE_ID for envoy, BASE_ID+1 for legate); sets PID_OF[NAME]
+start_envoy() {
+  local bin=$ENVOY_BIN id=$BASE_ID
+  [ "$1" = legate ] && { bin=$LEGATE_BIN; id=$((BASE_ID + 1)); }
+  start_bg "$1" "$OUTDIR/logs/$1.log" "$bin" -c "$OUTDIR/conf/$1.yaml" --concurrency 1 -l warn --base-id "$id"
+}
+
+# ---------------------------------------------------------------- Envoy v3 bootstrap pieces
+# The SAME text (ports aside) is given to Envoy and to Legate.
+yaml_admin() {  # admin_port: admin, then the start of the static listeners
+  cat <<EOF
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: $1}}
+static_resources:
+  listeners:
+EOF
+}
+yaml_listener() {  # name port filter type_url: a listener with one network filter, up to stat_prefix (= name)
+  cat <<EOF
+  - name: $1
+    address: {socket_address: {address: 127.0.0.1, port_value: $2}}
+    tcp_backlog_size: 4096
+    filter_chains:
+    - filters:
+      - name: $3
+        typed_config:
+          "@type": $4
+          stat_prefix: $1
+EOF
+}
+yaml_cluster() {  # name port: a STATIC cluster of one endpoint on 127.0.0.1 (more fields may follow)
+  cat <<EOF
+  - name: $1
+    type: STATIC
+    connect_timeout: 5s
+    load_assignment:
+      cluster_name: $1
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $2}}}}]}]
+EOF
+}
+
 # ---------------------------------------------------------------- port plan (127.0.0.1 only)
 listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 ports_free() {  # port...: die when one is already taken
