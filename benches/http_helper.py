@@ -14,23 +14,12 @@
 
 import argparse
 import csv
-import os
-import resource
-import signal
-import socket
-import statistics
 import sys
-import time
 
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+from bench_common import Groups, hold_idle
+from bench_common import fmt as _f
+from bench_common import num as _num
+from bench_common import ratio as _ratio
 
 
 # ---------------------------------------------------------------- idle keep-alive client
@@ -68,41 +57,15 @@ def read_response(s):
 
 
 def cmd_idle(a):
-    limit = raise_nofile()
-    if limit < a.n + 64:
-        print(f"idle: RLIMIT_NOFILE {limit} too low for {a.n} connections", file=sys.stderr)
-    stop = {"flag": False}
-
-    def on_signal(_sig, _frm):
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     req = f"GET {a.path} HTTP/1.1\r\nHost: 127.0.0.1:{a.port}\r\n\r\n".encode()
-    socks, failed, first_err = [], 0, ""
-    deadline = time.monotonic() + a.max_seconds
-    for _ in range(a.n):
-        if stop["flag"] or time.monotonic() > deadline:
-            break
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", a.port))
-            s.sendall(req)
-            st = read_response(s)
-            if st != 200:
-                raise OSError(f"status {st}")
-            socks.append(s)
-        except (OSError, ValueError, IndexError) as e:
-            failed += 1
-            first_err = first_err or repr(e)
-            s.close()
-    tmp = a.ready_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"opened={len(socks)} failed={failed}{(' first_error=' + first_err) if first_err else ''}\n")
-    os.rename(tmp, a.ready_file)
-    while not stop["flag"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    def get(s):
+        s.sendall(req)
+        st = read_response(s)
+        if st != 200:
+            raise OSError(f"status {st}")
+
+    socks = hold_idle(a.port, a.n, a.ready_file, a.max_seconds, get, (OSError, ValueError, IndexError))
     # still open? (a proxy that closed idle connections would make the figure meaningless)
     closed = 0
     for s in socks:
@@ -120,35 +83,6 @@ def cmd_idle(a):
 
 
 # ---------------------------------------------------------------- summary
-def _f(x):
-    if x is None:
-        return "NA"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:.0f}"
-    if ax >= 100:
-        return f"{x:.1f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3f}"
-
-
-def _num(s):
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return None
-
-
-def _med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def _ratio(a, b):
-    return f"{a / b:.2f}" if a is not None and b else "-"
-
-
 PEERS = ("haproxy", "nginx", "envoy")  # "best peer": best of these; direct = no proxy
 TITLES = {
     ("h1", "small"): "HTTP/1.1 keep-alive, 5-byte body (wrk)",
@@ -159,22 +93,11 @@ TITLES = {
 
 
 def cmd_summarize(a):
-    rows = list(csv.DictReader(open(a.raw)))
-    groups, order = {}, {}
-    for r in rows:
-        k = (r["scenario"], r["variant"])
-        groups.setdefault(k, {}).setdefault(r["target"], []).append(r)
-        order.setdefault(k, [])
-        if r["target"] not in order[k]:
-            order[k].append(r["target"])
-
-    def med(k, t, col):
-        return _med([_num(r[col]) for r in groups[k].get(t, [])])
+    g = Groups(csv.DictReader(open(a.raw)), "variant", PEERS)
+    groups, order, med = g.rows, g.order, g.med
 
     def best(k, col, lower=False):
-        vals = [(med(k, t, col), t) for t in order[k] if t in PEERS]
-        vals = [v for v in vals if v[0] is not None]
-        return (min if lower else max)(vals) if vals else (None, None)
+        return g.best_peer(k, col, lower)
 
     out = []
     for k in sorted((k for k in groups if k[0] != "mem"), key=lambda k: list(TITLES).index(k) if k in TITLES else 99):

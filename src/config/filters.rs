@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use super::access_log::{access_logs, AccessLogConfig};
-use super::decode::{did_you_mean, Obj};
+use super::decode::Obj;
 use super::http::{HttpConnectionManagerConfig, HCM_NAME, HCM_TYPE};
 use super::mongo_proxy::{MongoProxyConfig, MONGO_PROXY_NAME, MONGO_PROXY_TYPE};
 use super::postgres_proxy::{PostgresProxyConfig, POSTGRES_PROXY_NAME, POSTGRES_PROXY_TYPE};
 use super::redis_proxy::{RedisProxyConfig, REDIS_PROXY_NAME, REDIS_PROXY_TYPE};
+use super::typed_config::{no_typed_config, typed_kind, unknown_type};
 
 pub const TCP_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy";
 pub const TCP_PROXY_NAME: &str = "envoy.filters.network.tcp_proxy";
@@ -65,19 +66,11 @@ impl NetworkFilterConfig {
     pub fn decode(f: &mut Obj) -> Option<NetworkFilterConfig> {
         let name = f.string("name").unwrap_or_default();
         let Some(mut tc) = f.obj("typed_config", "Any") else {
-            if f.has("config") {
-                f.error("config", "the untyped 'config' field was removed in v3; use typed_config with an @type");
-            } else {
-                f.missing("typed_config");
-            }
+            let has_config = f.has("config");
+            no_typed_config(f, has_config);
             return None;
         };
-        let ty = tc.string("@type").unwrap_or_default();
-        let kind = if ty.is_empty() {
-            KNOWN.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
-        } else {
-            KNOWN.iter().find(|(t, _)| *t == ty).map(|(t, _)| *t)
-        };
+        let (ty, kind) = typed_kind(&mut tc, &name, KNOWN);
         let out = match kind {
             Some(TCP_PROXY_TYPE) => {
                 tc.retype("TcpProxy");
@@ -107,12 +100,9 @@ impl NetworkFilterConfig {
                     let suffix = n.trim_start_matches("envoy.filters.network.");
                     **n == name || **n == shown || shown.contains(&format!("filters.network.{suffix}."))
                 });
-                let msg = if let Some(n) = envoy_name {
-                    format!("network filter '{n}' is not supported by Legate yet")
-                } else if let Some(best) = did_you_mean(&shown, KNOWN.iter().flat_map(|(t, n)| [*t, *n])) {
-                    format!("unknown network filter type '{shown}' (did you mean '{best}'?)")
-                } else {
-                    format!("unknown network filter type '{shown}'")
+                let msg = match envoy_name {
+                    Some(n) => format!("network filter '{n}' is not supported by Legate yet"),
+                    None => unknown_type("network filter", &shown, KNOWN),
                 };
                 tc.error(if ty.is_empty() { "" } else { "@type" }, msg);
                 return None;

@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::decode::{did_you_mean, Obj};
 use super::tls::{string_match, StringMatch};
+use super::typed_config::{no_typed_config, typed_kind, unknown_type};
 
 const PREFIX: &str = "type.googleapis.com/envoy.extensions.filters.http.";
 pub const ROUTER_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
@@ -302,19 +303,12 @@ pub fn decode_http_filter(o: &mut Obj) -> Option<HttpFilterConfig> {
     }
     o.finish(&[]);
     let Some(mut tc) = typed_config else {
-        if has_config {
-            o.error("config", "the untyped 'config' field was removed in v3; use typed_config with an @type");
-        } else if !has_discovery {
-            o.missing("typed_config");
+        if has_config || !has_discovery {
+            no_typed_config(o, has_config);
         }
         return None;
     };
-    let ty = tc.string("@type").unwrap_or_default();
-    let kind = if ty.is_empty() {
-        KNOWN.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
-    } else {
-        KNOWN.iter().find(|(t, _)| *t == ty).map(|(t, _)| *t)
-    };
+    let (ty, kind) = typed_kind(&mut tc, &name, KNOWN);
     let out = match kind {
         Some(ROUTER_TYPE) => {
             tc.retype("Router");
@@ -351,13 +345,7 @@ pub fn decode_http_filter(o: &mut Obj) -> Option<HttpFilterConfig> {
                     );
                 }
                 Some(x) => tc.cx.error(&at, format!("HTTP filter 'envoy.filters.http.{x}' is not supported by Legate")),
-                None => {
-                    let msg = match did_you_mean(&shown, KNOWN.iter().flat_map(|(t, n)| [*t, *n])) {
-                        Some(best) => format!("unknown HTTP filter type '{shown}' (did you mean '{best}'?)"),
-                        None => format!("unknown HTTP filter type '{shown}'"),
-                    };
-                    tc.cx.error(&at, msg);
-                }
+                None => tc.cx.error(&at, unknown_type("HTTP filter", &shown, KNOWN)),
             }
             return None;
         }

@@ -18,6 +18,7 @@ pub mod redis_proxy;
 pub mod route;
 pub mod source;
 pub mod tls;
+pub mod typed_config;
 pub mod upstream_tls;
 mod validate;
 

@@ -78,15 +78,8 @@ pub struct SanMatcher {
 /// A decoded `DownstreamTlsContext`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownstreamTlsConfig {
-    pub certificates: Vec<CertKeyPair>,
-    pub alpn_protocols: Vec<String>,
-    pub min_version: TlsVersion,
-    pub max_version: TlsVersion,
-    /// OpenSSL-style names, checked against what rustls implements.
-    pub cipher_suites: Vec<String>,
+    pub common: CommonTls,
     pub require_client_certificate: bool,
-    pub trusted_ca: Option<DataSource>,
-    pub san_matchers: Vec<SanMatcher>,
     pub require_sni: bool,
 }
 
@@ -210,17 +203,7 @@ impl DownstreamTlsConfig {
                 "require_client_certificate needs common_tls_context.validation_context.trusted_ca",
             );
         }
-        Some(DownstreamTlsConfig {
-            certificates: common.certificates,
-            alpn_protocols: common.alpn_protocols,
-            min_version: common.min_version,
-            max_version: common.max_version,
-            cipher_suites: common.cipher_suites,
-            require_client_certificate,
-            trusted_ca: common.trusted_ca,
-            san_matchers: common.san_matchers,
-            require_sni,
-        })
+        Some(DownstreamTlsConfig { common, require_client_certificate, require_sni })
     }
 }
 
@@ -232,18 +215,34 @@ pub const DEFAULT_SERVER_MAX_VERSION: TlsVersion = TlsVersion::V1_3;
 /// negotiates TLS 1.2 with a TLS 1.3 upstream unless `tls_maximum_protocol_version` says more).
 pub const DEFAULT_CLIENT_MAX_VERSION: TlsVersion = TlsVersion::V1_2;
 
-/// The `CommonTlsContext` fields both directions share.
-pub(crate) struct CommonTls {
+/// A decoded `CommonTlsContext`: what both directions (`DownstreamTlsContext`,
+/// `UpstreamTlsContext`) share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonTls {
     pub certificates: Vec<CertKeyPair>,
     pub alpn_protocols: Vec<String>,
     pub min_version: TlsVersion,
     pub max_version: TlsVersion,
+    /// OpenSSL-style names, checked against what rustls implements.
     pub cipher_suites: Vec<String>,
     pub trusted_ca: Option<DataSource>,
     pub san_matchers: Vec<SanMatcher>,
 }
 
 impl CommonTls {
+    /// No `common_tls_context`: no certificates, no verification, Envoy's default versions.
+    pub(crate) fn empty(default_max: TlsVersion) -> CommonTls {
+        CommonTls {
+            certificates: Vec::new(),
+            alpn_protocols: Vec::new(),
+            min_version: DEFAULT_MIN_VERSION,
+            max_version: default_max,
+            cipher_suites: Vec::new(),
+            trusted_ca: None,
+            san_matchers: Vec::new(),
+        }
+    }
+
     /// Decodes a `CommonTlsContext` (and finishes it); `default_max` is the side's default
     /// highest version.
     pub(crate) fn decode(c: &mut Obj, default_max: TlsVersion) -> CommonTls {

@@ -7,7 +7,7 @@
 //! certificate: names are checked only through `match_typed_subject_alt_names`, as in Envoy.
 
 use super::decode::{did_you_mean, Obj};
-use super::tls::{CertKeyPair, CommonTls, DataSource, SanMatcher, TlsVersion, TLS_SOCKET_NAME};
+use super::tls::{CommonTls, TLS_SOCKET_NAME};
 
 pub const UPSTREAM_TLS_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 pub const RAW_BUFFER_NAME: &str = "envoy.transport_sockets.raw_buffer";
@@ -20,15 +20,9 @@ pub const DEFAULT_MAX_SESSION_KEYS: u32 = 1;
 pub struct UpstreamTlsConfig {
     /// The SNI sent; none when empty (Envoy sends no SNI then).
     pub sni: Option<String>,
-    /// Client certificates (upstream mTLS); Envoy uses the first.
-    pub certificates: Vec<CertKeyPair>,
-    pub alpn_protocols: Vec<String>,
-    pub min_version: TlsVersion,
-    pub max_version: TlsVersion,
-    pub cipher_suites: Vec<String>,
-    /// No `trusted_ca` = the server is not verified (Envoy's default).
-    pub trusted_ca: Option<DataSource>,
-    pub san_matchers: Vec<SanMatcher>,
+    /// Client certificates (upstream mTLS: at most one, as in Envoy), ALPN, versions, ciphers;
+    /// no `trusted_ca` = the server is not verified (Envoy's default).
+    pub common: CommonTls,
     /// Size of the session-resumption cache; 0 disables resumption.
     pub max_session_keys: u32,
 }
@@ -89,15 +83,7 @@ fn decode(o: &mut Obj) -> UpstreamTlsConfig {
         o.uint("max_session_keys", 0, u64::from(u32::MAX)).map_or(DEFAULT_MAX_SESSION_KEYS, |v| v as u32);
     let common = match o.obj("common_tls_context", "CommonTlsContext") {
         Some(mut c) => CommonTls::decode(&mut c, super::tls::DEFAULT_CLIENT_MAX_VERSION),
-        None => CommonTls {
-            certificates: Vec::new(),
-            alpn_protocols: Vec::new(),
-            min_version: super::tls::DEFAULT_MIN_VERSION,
-            max_version: super::tls::DEFAULT_CLIENT_MAX_VERSION,
-            cipher_suites: Vec::new(),
-            trusted_ca: None,
-            san_matchers: Vec::new(),
-        },
+        None => CommonTls::empty(super::tls::DEFAULT_CLIENT_MAX_VERSION),
     };
     if common.certificates.len() > 1 {
         o.error(
@@ -111,21 +97,12 @@ fn decode(o: &mut Obj) -> UpstreamTlsConfig {
             "SAN-based verification of peer certificates without trusted CA is insecure and not allowed (Envoy's rule): add validation_context.trusted_ca",
         );
     }
-    UpstreamTlsConfig {
-        sni,
-        certificates: common.certificates,
-        alpn_protocols: common.alpn_protocols,
-        min_version: common.min_version,
-        max_version: common.max_version,
-        cipher_suites: common.cipher_suites,
-        trusted_ca: common.trusted_ca,
-        san_matchers: common.san_matchers,
-        max_session_keys,
-    }
+    UpstreamTlsConfig { sni, common, max_session_keys }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tls::{DataSource, TlsVersion};
     use super::super::{load, LoadOptions};
     use super::*;
 
@@ -146,14 +123,14 @@ mod tests {
             .expect("valid")
             .expect("tls");
         assert_eq!(t.sni.as_deref(), Some("db.example.com"));
-        assert_eq!(t.alpn_protocols, ["h2"]);
-        assert_eq!((t.min_version, t.max_version), (TlsVersion::V1_2, TlsVersion::V1_2));
+        assert_eq!(t.common.alpn_protocols, ["h2"]);
+        assert_eq!((t.common.min_version, t.common.max_version), (TlsVersion::V1_2, TlsVersion::V1_2));
         assert_eq!(t.max_session_keys, DEFAULT_MAX_SESSION_KEYS);
-        assert_eq!(t.trusted_ca, Some(DataSource::File("/etc/ssl/certs/ca-certificates.crt".into())));
-        assert_eq!(t.san_matchers.len(), 1);
+        assert_eq!(t.common.trusted_ca, Some(DataSource::File("/etc/ssl/certs/ca-certificates.crt".into())));
+        assert_eq!(t.common.san_matchers.len(), 1);
         let bare =
             decode("        max_session_keys: 0\n        allow_renegotiation: false\n").expect("valid").expect("tls");
-        assert_eq!((bare.sni, bare.trusted_ca, bare.max_session_keys), (None, None, 0));
+        assert_eq!((bare.sni, bare.common.trusted_ca, bare.max_session_keys), (None, None, 0));
     }
 
     #[test]

@@ -18,7 +18,6 @@
 //! listeners' certificates.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -34,9 +33,10 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::certs;
+use super::reload::{self, Fingerprint};
 use super::server::CertReport;
 use super::stats::{curve_name, openssl_cipher_name, sigalg_name, ClientSslStats, DynamicStats};
-use crate::config::tls::{DataSource, SanMatcher, TlsVersion};
+use crate::config::tls::{SanMatcher, TlsVersion};
 use crate::config::upstream_tls::UpstreamTlsConfig;
 use crate::stats::{Counter, Store};
 
@@ -210,18 +210,11 @@ pub struct TlsClient {
     dynamic: Arc<DynamicStats>,
     client_cert: Arc<ClientCert>,
     cfg: UpstreamTlsConfig,
-    fingerprints: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    fingerprints: Mutex<Vec<Fingerprint>>,
 }
 
 /// Every TLS client of this process, for `/certs`, expiry and reloads.
 static CLIENTS: Mutex<Vec<Weak<TlsClient>>> = Mutex::new(Vec::new());
-
-fn fingerprints(cfg: &UpstreamTlsConfig) -> Vec<Option<(SystemTime, u64)>> {
-    cfg.certificates
-        .iter()
-        .flat_map(|p| [super::server::fingerprint(&p.chain), super::server::fingerprint(&p.key)])
-        .collect()
-}
 
 impl TlsClient {
     /// Builds a cluster's client side; `stats_prefix` is `cluster.<name>.ssl.`.
@@ -229,28 +222,32 @@ impl TlsClient {
         let mut provider = rustls::crypto::ring::default_provider();
         // TLS 1.3 suites are not configurable (as in Envoy); TLS 1.2 ones follow the list, in
         // its order of preference, or Envoy's default client order.
-        let order: Vec<&str> = if cfg.cipher_suites.is_empty() {
+        let order: Vec<&str> = if cfg.common.cipher_suites.is_empty() {
             ENVOY_CLIENT_CIPHER_ORDER.to_vec()
         } else {
-            ENVOY_CLIENT_CIPHER_ORDER[..3].iter().copied().chain(cfg.cipher_suites.iter().map(String::as_str)).collect()
+            ENVOY_CLIENT_CIPHER_ORDER[..3]
+                .iter()
+                .copied()
+                .chain(cfg.common.cipher_suites.iter().map(String::as_str))
+                .collect()
         };
         let rank = |s: &SupportedCipherSuite| {
             openssl_cipher_name(s.suite()).and_then(|n| order.iter().position(|o| *o == n)).unwrap_or(usize::MAX)
         };
         // Without TLS 1.3 no TLS 1.3 suite is offered (BoringSSL does the same).
-        let tls13 = cfg.max_version == TlsVersion::V1_3;
+        let tls13 = cfg.common.max_version == TlsVersion::V1_3;
         provider.cipher_suites.retain(|s| match s {
             SupportedCipherSuite::Tls13(_) => tls13,
             SupportedCipherSuite::Tls12(_) => rank(s) != usize::MAX,
         });
         provider.cipher_suites.sort_by_key(rank);
         let provider: Arc<CryptoProvider> = Arc::new(provider);
-        let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.min_version, cfg.max_version) {
+        let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.common.min_version, cfg.common.max_version) {
             (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
             (_, TlsVersion::V1_2) => &[&rustls::version::TLS12],
             _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
         };
-        let roots = match &cfg.trusted_ca {
+        let roots = match &cfg.common.trusted_ca {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
                 for c in certs::certificates(ca)? {
@@ -260,13 +257,13 @@ impl TlsClient {
             }
             None => None,
         };
-        let key = cfg.certificates.first().map(certs::certified_key).transpose()?;
+        let key = cfg.common.certificates.first().map(certs::certified_key).transpose()?;
         let client_cert = Arc::new(ClientCert { key: ArcSwapOption::new(key) });
         let stats = ClientSslStats::new(store, stats_prefix);
         let dynamic = Arc::new(DynamicStats::new(store, stats_prefix));
         let verifier = Verifier {
             roots,
-            san_matchers: cfg.san_matchers.clone(),
+            san_matchers: cfg.common.san_matchers.clone(),
             algs: provider.signature_verification_algorithms,
             fail_verify_error: stats.fail_verify_error.clone(),
             fail_verify_san: stats.fail_verify_san.clone(),
@@ -278,7 +275,7 @@ impl TlsClient {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(client_cert.clone());
-        config.alpn_protocols = cfg.alpn_protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+        config.alpn_protocols = cfg.common.alpn_protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
         config.resumption = match cfg.max_session_keys {
             0 => Resumption::disabled(),
             n => Resumption::store(Arc::new(ClientSessionMemoryCache::new(n as usize))),
@@ -294,7 +291,7 @@ impl TlsClient {
             stats,
             dynamic,
             client_cert,
-            fingerprints: Mutex::new(fingerprints(cfg)),
+            fingerprints: Mutex::new(reload::fingerprints(&cfg.common.certificates)),
             cfg: cfg.clone(),
         });
         if let Ok(mut all) = CLIENTS.lock() {
@@ -362,49 +359,30 @@ impl TlsClient {
     /// Reloads the client certificate if its files changed; a bad pair keeps the old one and
     /// counts `certificate_reload_failure`.
     pub fn reload_if_changed(&self) {
-        let Some(pair) = self.cfg.certificates.first() else { return };
-        let now = fingerprints(&self.cfg);
-        let Ok(mut seen) = self.fingerprints.lock() else { return };
-        if *seen == now {
-            return;
-        }
-        *seen = now;
-        match certs::certified_key(pair) {
-            Ok(k) => {
-                self.client_cert.key.store(Some(k));
-                self.stats.certificate_reload_success.inc();
-                tracing::info!(target: "upstream", "upstream TLS client certificate reloaded");
-            }
-            Err(e) => {
-                self.stats.certificate_reload_failure.inc();
-                tracing::warn!(target: "upstream", "upstream TLS client certificate reload failed, keeping the previous one: {e}");
-            }
+        let Some(pair) = self.cfg.common.certificates.first() else { return };
+        let load = || {
+            self.client_cert.key.store(Some(certs::certified_key(pair)?));
+            Ok(())
+        };
+        let stats = &self.stats;
+        let (success, failure) = (&stats.certificate_reload_success, &stats.certificate_reload_failure);
+        match reload::reload_on_change(&self.fingerprints, &self.cfg.common.certificates, success, failure, load) {
+            Some(Ok(())) => tracing::info!(target: "upstream", "upstream TLS client certificate reloaded"),
+            Some(Err(e)) => tracing::warn!(
+                target: "upstream",
+                "upstream TLS client certificate reload failed, keeping the previous one: {e}"
+            ),
+            None => {}
         }
     }
 
     /// What `/certs` shows: the trusted CA and the client certificate in service.
     pub fn certificate_report(&self) -> CertReport {
-        let path = |src: &DataSource| match src {
-            DataSource::File(p) => p.clone(),
-            DataSource::Inline(_) => "<inline>".to_string(),
-        };
-        let ca = self
-            .cfg
-            .trusted_ca
-            .as_ref()
-            .and_then(|src| {
-                certs::certificates(src).ok().map(|c| c.iter().map(|d| (path(src), d.as_ref().to_vec())).collect())
-            })
-            .unwrap_or_default();
-        let chain = self
-            .client_cert
-            .key
-            .load()
-            .as_ref()
-            .zip(self.cfg.certificates.first())
-            .and_then(|(k, pair)| k.cert.first().map(|leaf| vec![(path(&pair.chain), leaf.as_ref().to_vec())]))
-            .unwrap_or_default();
-        CertReport { ca, chain }
+        let key = self.client_cert.key.load();
+        CertReport {
+            ca: reload::ca_report(self.cfg.common.trusted_ca.as_ref()),
+            chain: reload::leaf_report(key.as_deref().zip(self.cfg.common.certificates.first())),
+        }
     }
 }
 

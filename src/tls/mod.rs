@@ -4,5 +4,6 @@
 
 pub mod certs;
 pub mod client;
+pub mod reload;
 pub mod server;
 pub mod stats;

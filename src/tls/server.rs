@@ -3,7 +3,7 @@
 //! handshake with Envoy's `listener.<addr>.ssl.*` counting, and the SAN check for mTLS.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -15,8 +15,9 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::certs;
+use super::reload::{self, Fingerprint};
 use super::stats::{curve_name, openssl_cipher_name, DynamicStats, SslStats};
-use crate::config::tls::{DataSource, DownstreamTlsConfig, TlsVersion};
+use crate::config::tls::{DownstreamTlsConfig, TlsVersion};
 use crate::stats::Store;
 
 /// Picks the first certificate whose key can sign with a scheme the client offers.
@@ -41,7 +42,7 @@ pub struct TlsServer {
     dynamic: DynamicStats,
     cfg: DownstreamTlsConfig,
     /// File fingerprints of the certificate sources, to notice rotation.
-    fingerprints: Mutex<Vec<Option<(SystemTime, u64)>>>,
+    fingerprints: Mutex<Vec<Fingerprint>>,
 }
 
 /// What a terminated handshake settled, for access logs.
@@ -56,31 +57,24 @@ pub struct TlsFacts {
 /// Every TLS server of this process, for `/certs` and `server.days_until_first_cert_expiring`.
 static SERVERS: Mutex<Vec<Weak<TlsServer>>> = Mutex::new(Vec::new());
 
-pub(crate) fn fingerprint(src: &DataSource) -> Option<(SystemTime, u64)> {
-    match src {
-        DataSource::File(p) => std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len()))),
-        DataSource::Inline(_) => None,
-    }
-}
-
 impl TlsServer {
     /// Builds the server side of one chain; `stats_prefix` is `listener.<addr>.ssl.`.
     pub fn new(cfg: &DownstreamTlsConfig, store: &Store, stats_prefix: &str) -> Result<Arc<TlsServer>, String> {
         let keys: Vec<Arc<CertifiedKey>> =
-            cfg.certificates.iter().map(certs::certified_key).collect::<Result<_, _>>()?;
+            cfg.common.certificates.iter().map(certs::certified_key).collect::<Result<_, _>>()?;
         let resolver = Arc::new(CertResolver { keys: ArcSwap::from_pointee(keys) });
         let mut provider = rustls::crypto::ring::default_provider();
-        if !cfg.cipher_suites.is_empty() {
+        if !cfg.common.cipher_suites.is_empty() {
             // TLS 1.3 suites are not configurable (as in Envoy); TLS 1.2 ones follow the list.
             provider.cipher_suites.retain(|s| match s {
                 rustls::SupportedCipherSuite::Tls13(_) => true,
                 rustls::SupportedCipherSuite::Tls12(_) => {
-                    openssl_cipher_name(s.suite()).is_some_and(|n| cfg.cipher_suites.iter().any(|c| c == n))
+                    openssl_cipher_name(s.suite()).is_some_and(|n| cfg.common.cipher_suites.iter().any(|c| c == n))
                 }
             });
         }
         let provider: Arc<CryptoProvider> = Arc::new(provider);
-        let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.min_version, cfg.max_version) {
+        let versions: &[&rustls::SupportedProtocolVersion] = match (cfg.common.min_version, cfg.common.max_version) {
             (TlsVersion::V1_3, _) => &[&rustls::version::TLS13],
             (_, TlsVersion::V1_2) => &[&rustls::version::TLS12],
             _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -88,7 +82,7 @@ impl TlsServer {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| format!("TLS parameters: {e}"))?;
-        let builder = match &cfg.trusted_ca {
+        let builder = match &cfg.common.trusted_ca {
             Some(ca) => {
                 let mut roots = RootCertStore::empty();
                 for c in certs::certificates(ca)? {
@@ -101,15 +95,13 @@ impl TlsServer {
             None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_cert_resolver(resolver.clone());
-        config.alpn_protocols = cfg.alpn_protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
+        config.alpn_protocols = cfg.common.alpn_protocols.iter().map(|p| p.as_bytes().to_vec()).collect();
         let server = Arc::new(TlsServer {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             resolver,
             stats: SslStats::new(store, stats_prefix),
             dynamic: DynamicStats::new(store, stats_prefix),
-            fingerprints: Mutex::new(
-                cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect(),
-            ),
+            fingerprints: Mutex::new(reload::fingerprints(&cfg.common.certificates)),
             cfg: cfg.clone(),
         });
         if let Ok(mut all) = SERVERS.lock() {
@@ -166,10 +158,11 @@ impl TlsServer {
         }
         match conn.peer_certificates().and_then(|c| c.first()) {
             None => s.no_certificate.inc(),
-            Some(leaf) if !self.cfg.san_matchers.is_empty() => {
+            Some(leaf) if !self.cfg.common.san_matchers.is_empty() => {
                 let sans = certs::sans(leaf);
                 let ok = self
                     .cfg
+                    .common
                     .san_matchers
                     .iter()
                     .any(|m| sans.iter().any(|(t, v)| *t == m.san_type && m.matcher.matches(v, m.ignore_case)));
@@ -187,52 +180,32 @@ impl TlsServer {
     /// Reloads the certificates if their files changed. A file that is unreadable or does not
     /// match its key keeps the old pair in service and counts `certificate_reload_failure`.
     pub fn reload_if_changed(&self) {
-        let now: Vec<Option<(SystemTime, u64)>> =
-            self.cfg.certificates.iter().flat_map(|p| [fingerprint(&p.chain), fingerprint(&p.key)]).collect();
-        let Ok(mut seen) = self.fingerprints.lock() else { return };
-        if *seen == now {
-            return;
-        }
-        match self.cfg.certificates.iter().map(certs::certified_key).collect::<Result<Vec<_>, _>>() {
-            Ok(keys) => {
-                self.resolver.keys.store(Arc::new(keys));
-                self.stats.certificate_reload_success.inc();
-                *seen = now;
-                tracing::info!(target: "connection", "TLS certificates reloaded");
-            }
-            Err(e) => {
-                // Try again on the next change (or the next check, if the writer is mid-way).
-                self.stats.certificate_reload_failure.inc();
-                *seen = now;
-                tracing::warn!(target: "connection", "TLS certificate reload failed, keeping the previous certificates: {e}");
-            }
+        let load = || {
+            let keys = self.cfg.common.certificates.iter().map(certs::certified_key).collect::<Result<Vec<_>, _>>()?;
+            self.resolver.keys.store(Arc::new(keys));
+            Ok(())
+        };
+        let stats = &self.stats;
+        let (success, failure) = (&stats.certificate_reload_success, &stats.certificate_reload_failure);
+        // A failed load is tried again on the next change (or the next check, if the writer is mid-way).
+        match reload::reload_on_change(&self.fingerprints, &self.cfg.common.certificates, success, failure, load) {
+            Some(Ok(())) => tracing::info!(target: "connection", "TLS certificates reloaded"),
+            Some(Err(e)) => tracing::warn!(
+                target: "connection",
+                "TLS certificate reload failed, keeping the previous certificates: {e}"
+            ),
+            None => {}
         }
     }
 
     /// What `/certs` shows: `(path or "<inline>", DER)` of the trusted CA certificates and of
     /// the leaf of each certificate chain in service.
     pub fn certificate_report(&self) -> CertReport {
-        let path = |src: &DataSource| match src {
-            DataSource::File(p) => p.clone(),
-            DataSource::Inline(_) => "<inline>".to_string(),
-        };
-        let ca = self
-            .cfg
-            .trusted_ca
-            .as_ref()
-            .and_then(|src| {
-                certs::certificates(src).ok().map(|c| c.iter().map(|d| (path(src), d.as_ref().to_vec())).collect())
-            })
-            .unwrap_or_default();
-        let chain = self
-            .resolver
-            .keys
-            .load()
-            .iter()
-            .zip(&self.cfg.certificates)
-            .filter_map(|(k, pair)| k.cert.first().map(|leaf| (path(&pair.chain), leaf.as_ref().to_vec())))
-            .collect();
-        CertReport { ca, chain }
+        let keys = self.resolver.keys.load();
+        CertReport {
+            ca: reload::ca_report(self.cfg.common.trusted_ca.as_ref()),
+            chain: reload::leaf_report(keys.iter().map(|k| &**k).zip(&self.cfg.common.certificates)),
+        }
     }
 
     /// The certificates in service, DER.
