@@ -14,13 +14,52 @@ use http::HeaderMap;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use parking_lot::Mutex;
 
+use super::filters::SharedFilters;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body as read from the downstream: every data frame is shown to the stream's
+/// HTTP filters (`on_request_data`) once, however many attempts replay it.
+pub struct DownstreamBody {
+    body: Incoming,
+    filters: SharedFilters,
+}
+
+impl DownstreamBody {
+    pub fn new(body: Incoming, filters: SharedFilters) -> DownstreamBody {
+        DownstreamBody { body, filters }
+    }
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(d) = frame.data_ref() {
+                this.filters.for_each(|f| f.on_request_data(d));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// A request body going upstream.
 pub enum ReqBody {
     Empty,
     Full(Option<Bytes>),
-    Stream(Incoming),
+    Stream(DownstreamBody),
     Replay(Replay),
 }
 
@@ -57,7 +96,7 @@ impl Body for ReqBody {
 }
 
 struct TeeState {
-    source: Option<Incoming>,
+    source: Option<DownstreamBody>,
     frames: Vec<Frame<Bytes>>,
     buffered: usize,
     /// The copy outgrew the limit: only the attempt that is reading can go on.
@@ -74,7 +113,7 @@ pub struct Tee {
 }
 
 impl Tee {
-    pub fn new(source: Incoming, limit: usize) -> Tee {
+    pub fn new(source: DownstreamBody, limit: usize) -> Tee {
         let size_hint = source.size_hint();
         let ended = source.is_end_stream();
         Tee {

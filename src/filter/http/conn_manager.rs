@@ -231,7 +231,7 @@ impl HttpConnectionManager {
         match result {
             Ok(()) => s.downstream_cx_destroy_remote.inc(),
             Err(e) => {
-                if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() {
+                if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || is_h2_protocol_error(&e) {
                     s.downstream_cx_protocol_error.inc();
                 }
                 s.downstream_cx_destroy_remote.inc();
@@ -359,12 +359,12 @@ impl HttpConnectionManager {
                 }
                 stream_filters.push(sf);
                 if let Some(reply) = verdict.local_reply {
-                    tail.filters = stream_filters;
+                    tail.filters = stream_filters.into();
                     return tail.local_reply(reply, Some((vh, route)));
                 }
             }
         }
-        tail.filters = stream_filters;
+        tail.filters = stream_filters.into();
         s.rq_total.inc();
         match &route.action {
             RouteAction::DirectResponse { status, body } => {
@@ -569,6 +569,19 @@ async fn sniff_h2(s: &tokio::net::TcpStream) -> bool {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
+    }
+    false
+}
+
+/// An HTTP/2 connection error Legate detected in what the client sent (it answered GOAWAY with
+/// a code other than NO_ERROR), which Envoy counts in `downstream_cx_protocol_error`.
+fn is_h2_protocol_error(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(h2e) = s.downcast_ref::<h2::Error>() {
+            return h2e.is_go_away() && !h2e.is_remote() && h2e.reason().is_some_and(|r| r != h2::Reason::NO_ERROR);
+        }
+        src = s.source();
     }
     false
 }

@@ -4,6 +4,7 @@
 //! of its upstream HTTP/1.1 connection to the pool all happen when the response body ends
 //! (or the stream is dropped), in [`StreamTail`]'s `Drop`.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -18,7 +19,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use super::body::BoxError;
 use super::conn_manager::{http_to_grpc_status, protocol_name, status, ConnInfo, HttpConnectionManager, Matched};
-use super::filters::{StreamEnd, StreamFilter};
+use super::filters::{SharedFilters, StreamEnd};
 use super::local_reply::LocalReply;
 use super::route_table::HeaderVars;
 use crate::access_log::{ResponseFlags, StreamInfo};
@@ -34,11 +35,61 @@ enum Inner {
 pub struct RespBody {
     inner: Inner,
     tail: Option<Box<StreamTail>>,
+    /// The route's timeout runs until the upstream response is complete (Envoy's global
+    /// timeout), and so does the stream's maximum duration: past either, mid-body, the
+    /// downstream stream is reset.
+    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Deadline)>,
+}
+
+/// Which limit a response body is held to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Deadline {
+    /// The route timeout: `cluster.<c>.upstream_rq_timeout`, flag `UT`.
+    Route,
+    /// `max_stream_duration`: `http.<p>.downstream_rq_max_duration_reached`.
+    MaxDuration,
 }
 
 impl RespBody {
     pub fn upstream(body: Incoming, tail: Box<StreamTail>) -> RespBody {
-        RespBody { inner: Inner::Upstream(body), tail: Some(tail) }
+        RespBody { inner: Inner::Upstream(body), tail: Some(tail), deadline: None }
+    }
+
+    /// Resets the stream if the upstream body has not ended by `deadline` (the route timeout).
+    pub fn until(self, deadline: Option<tokio::time::Instant>) -> RespBody {
+        self.limit(deadline, Deadline::Route)
+    }
+
+    /// Resets the stream if the upstream body has not ended by the stream's maximum duration.
+    pub fn max_duration_at(self, at: Option<tokio::time::Instant>) -> RespBody {
+        self.limit(at, Deadline::MaxDuration)
+    }
+
+    fn limit(mut self, at: Option<tokio::time::Instant>, kind: Deadline) -> RespBody {
+        let Some(at) = at else { return self };
+        if self.deadline.as_ref().is_none_or(|(s, _)| at < s.deadline()) {
+            self.deadline = Some((Box::pin(tokio::time::sleep_until(at)), kind));
+        }
+        self
+    }
+
+    /// Envoy's `onResponseTimeout` once the response has started: count the timeout, flag
+    /// `UT`, and reset the downstream stream (an error from the body does that in hyper).
+    fn timed_out(&mut self, kind: Deadline) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.deadline = None;
+        if let Some(mut t) = self.tail.take() {
+            if kind == Deadline::Route {
+                t.flags.set(ResponseFlags::UT);
+                t.details = Some("response_timeout".to_string());
+                if let Some(c) = &t.upstream_cluster {
+                    c.stats.upstream_rq_timeout.inc();
+                }
+            } else {
+                t.details = Some("max_duration_timeout".to_string());
+                t.hcm.stats.downstream_rq_max_duration_reached.inc();
+            }
+        }
+        Poll::Ready(Some(Err("upstream request timeout".into())))
     }
 }
 
@@ -56,7 +107,7 @@ impl Drop for RespBody {
 impl RespBody {
     pub fn local(body: Bytes, tail: Option<Box<StreamTail>>) -> RespBody {
         let data = if body.is_empty() { None } else { Some(body) };
-        let mut b = RespBody { inner: Inner::Local(data), tail };
+        let mut b = RespBody { inner: Inner::Local(data), tail, deadline: None };
         b.end_if_done();
         b
     }
@@ -78,18 +129,22 @@ impl Body for RespBody {
             Inner::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
         };
+        if polled.is_pending() {
+            if let Some((sleep, kind)) = this.deadline.as_mut() {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    let kind = *kind;
+                    return this.timed_out(kind);
+                }
+            }
+        }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(t) = this.tail.as_mut() {
                     if let Some(d) = frame.data_ref() {
                         t.bytes_sent += d.len() as u64;
-                        for f in &mut t.filters {
-                            f.on_response_data(d);
-                        }
+                        t.filters.for_each(|f| f.on_response_data(d));
                     } else if let Some(tr) = frame.trailers_ref() {
-                        for f in &mut t.filters {
-                            f.on_response_trailers(tr);
-                        }
+                        t.filters.for_each(|f| f.on_response_trailers(tr));
                         if !t.hcm.access_logs.is_empty() {
                             t.response_trailers = header_pairs(tr);
                         }
@@ -155,7 +210,7 @@ pub struct StreamTail {
     pub upstream_time: Option<Duration>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
-    pub filters: Vec<Box<dyn StreamFilter>>,
+    pub filters: SharedFilters,
     pub checkout: Option<Checkout>,
     /// The upstream request's `upstream_rq_active` share, held to the end of the response.
     pub active_rq: Option<crate::upstream::http_pool::ActiveRq>,
@@ -197,7 +252,7 @@ impl StreamTail {
             upstream_time: None,
             bytes_sent: 0,
             bytes_received: 0,
-            filters: Vec::new(),
+            filters: SharedFilters::default(),
             checkout: None,
             active_rq: None,
             ended: false,
@@ -290,9 +345,7 @@ impl StreamTail {
     }
 
     pub fn run_response_filters(&mut self, parts: &mut http::response::Parts) {
-        for f in &mut self.filters {
-            f.on_response_headers(parts);
-        }
+        self.filters.for_each(|f| f.on_response_headers(parts));
     }
 }
 
@@ -335,9 +388,7 @@ impl Drop for StreamTail {
                 local_reply: self.local,
                 cluster: cluster_name.as_deref(),
             };
-            for f in &mut self.filters {
-                f.on_complete(&end);
-            }
+            self.filters.for_each(|f| f.on_complete(&end));
         }
         if !self.hcm.access_logs.is_empty() {
             let info = self.stream_info(elapsed);

@@ -773,6 +773,14 @@ pub struct ForwardAction {
 }
 
 impl ForwardAction {
+    /// Envoy's `usingNewTimeouts()`: the route has a `max_stream_duration` block (seen through
+    /// its fields), which turns the route `timeout` off.
+    pub fn uses_new_timeouts(&self) -> bool {
+        self.max_stream_duration.is_some()
+            || self.grpc_timeout_header_max.is_some()
+            || self.grpc_timeout_header_offset.is_some()
+    }
+
     /// The upstream path after prefix_rewrite/regex_rewrite (query kept), or None when no
     /// rewrite applies. `route` is the route this action belongs to (its match decides how much
     /// of the path a prefix rewrite replaces). Envoy's caveat holds: `prefix: /p` with

@@ -11,7 +11,7 @@ use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::body::{ReqBody, Tee};
+use super::body::{DownstreamBody, ReqBody, Tee};
 use super::conn_manager::{ConnInfo, HttpConnectionManager};
 use super::local_reply::LocalReply;
 use super::response::{RespBody, StreamTail};
@@ -36,6 +36,7 @@ static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName = HeaderName::from_static("x-en
 static X_ENVOY_RATELIMITED: HeaderName = HeaderName::from_static("x-envoy-ratelimited");
 static GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+const GRPC_DEADLINE_EXCEEDED: u32 = 4;
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -81,23 +82,16 @@ pub async fn forward(
     tail.request_id = parts.headers.get(super::conn_manager::X_REQUEST_ID.clone()).cloned();
     let h = &mut parts.headers;
 
-    // Timeouts: the route's, or the request's override; gRPC's own deadline when allowed.
-    let mut timeout = fwd.timeout;
+    // Timeouts: the route's, or the request's override. A route with `max_stream_duration`
+    // uses Envoy's "new timeouts": no route timeout, and the stream's maximum duration (the
+    // capped `grpc-timeout`, else `max_stream_duration`) counted from the request's start.
+    let new_timeouts = fwd.uses_new_timeouts();
+    let mut timeout = if new_timeouts { None } else { fwd.timeout };
     if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS) {
         timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    if let Some(max) = fwd.grpc_timeout_header_max {
-        if let Some(t) = h.get(&GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout) {
-            let mut t = if max.is_zero() { t } else { t.min(max) };
-            if let Some(off) = fwd.grpc_timeout_header_offset {
-                t = t.saturating_sub(off);
-            }
-            timeout = Some(t);
-        }
-    }
-    if let Some(d) = fwd.max_stream_duration {
-        timeout = Some(timeout.map_or(d, |t| t.min(d)));
-    }
+    let max_duration = if new_timeouts { stream_max_duration(fwd, h) } else { None };
+    let max_duration_at = max_duration.map(|d| tokio::time::Instant::from_std(tail.started) + d);
     let alt_response = h.contains_key(&X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE);
     let mut retries = retries_for(fwd, vh, h);
     if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS) {
@@ -150,6 +144,7 @@ pub async fn forward(
     hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
     strip_hop_by_hop(h, upgrade.is_some());
 
+    let body = DownstreamBody::new(body, tail.filters.clone());
     let ended = body.is_end_stream();
     let replayable = upgrade.is_none() && (retries.max > 0 || !fwd.mirrors.is_empty());
     let (tee, mut first_body) =
@@ -210,11 +205,8 @@ pub async fn forward(
         };
         let attempt_started = Instant::now();
         let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::now() + p);
-        let limit = match (deadline, try_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        // The stream idle timer: with no response it fires like Envoy's (408 before headers).
+        let limit = [deadline, try_deadline, max_duration_at].into_iter().flatten().min();
+        // The stream idle timer: with no response it fires like Envoy's (504/408 `stream timeout`).
         let idle_timeout = match fwd.idle_timeout {
             Some(d) if d.is_zero() => None,
             Some(d) => Some(d),
@@ -237,6 +229,9 @@ pub async fn forward(
             None => send.await.map_err(Failure::Send),
         };
         let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        if max_duration_at.is_some_and(|d| tokio::time::Instant::now() >= d) && !global_expired {
+            return max_duration_reply(hcm, tail, vh, route);
+        }
         match outcome {
             Ok(sent) => {
                 let code = sent.response.status().as_u16();
@@ -302,7 +297,8 @@ pub async fn forward(
                 tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
                 tail.run_response_filters(&mut rp);
                 cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
-                return Response::from_parts(rp, RespBody::upstream(rbody, tail));
+                let body = RespBody::upstream(rbody, tail).until(deadline).max_duration_at(max_duration_at);
+                return Response::from_parts(rp, body);
             }
             Err(failure) => {
                 let per_try = matches!(failure, Failure::PerTryTimeout) && !global_expired;
@@ -404,6 +400,41 @@ fn failure_reply(
     details.push('}');
     let reply = LocalReply::new(code, body, flag, details);
     tail.local_reply(reply, Some((vh, route)))
+}
+
+/// Envoy's `onStreamMaxDurationReached` before the response started: 408 `downstream duration
+/// timeout` (gRPC: DEADLINE_EXCEEDED), details `max_duration_timeout`.
+fn max_duration_reply(
+    hcm: &Arc<HttpConnectionManager>,
+    tail: Box<StreamTail>,
+    vh: &VirtualHost,
+    route: &Route,
+) -> Response<RespBody> {
+    hcm.stats.downstream_rq_max_duration_reached.inc();
+    let mut reply =
+        LocalReply::new(408, "downstream duration timeout", ResponseFlags::default(), "max_duration_timeout");
+    reply.grpc_status = Some(GRPC_DEADLINE_EXCEEDED);
+    tail.local_reply(reply, Some((vh, route)))
+}
+
+/// Envoy's `ActiveStream::refreshDurationTimeout`: the capped (and offset) `grpc-timeout` when
+/// the route has `grpc_timeout_header_max` and the request the header, else the route's
+/// `max_stream_duration`; zero means none.
+fn stream_max_duration(fwd: &ForwardAction, h: &HeaderMap) -> Option<Duration> {
+    let header = h.get(&GRPC_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+    let d = match (header, fwd.grpc_timeout_header_max) {
+        (Some(mut t), Some(max)) => {
+            if !max.is_zero() && t > max {
+                t = max;
+            }
+            if let Some(off) = fwd.grpc_timeout_header_offset.filter(|_| !t.is_zero()) {
+                t = if off < t { t - off } else { Duration::from_millis(1) };
+            }
+            t
+        }
+        _ => fwd.max_stream_duration?,
+    };
+    (!d.is_zero()).then_some(d)
 }
 
 fn unreachable_failure() -> ! {

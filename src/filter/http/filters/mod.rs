@@ -23,6 +23,8 @@ mod token_bucket;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use crate::config::http_filters::HttpFilterConfig;
 use crate::filter::http::local_reply::LocalReply;
 use crate::runtime::Runtime;
@@ -53,6 +55,34 @@ pub trait StreamFilter: Send {
     fn on_response_trailers(&mut self, _trailers: &http::HeaderMap) {}
     /// Once per stream, after the last byte (local replies included).
     fn on_complete(&mut self, _end: &StreamEnd<'_>) {}
+}
+
+/// A stream's filters, shared by the request body (which feeds them `on_request_data` as it
+/// goes upstream) and the response side. Nothing is allocated when there are none.
+#[derive(Clone, Default)]
+pub struct SharedFilters(Option<Arc<Mutex<FilterList>>>);
+
+type FilterList = Vec<Box<dyn StreamFilter>>;
+
+impl SharedFilters {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Calls `f` on each filter in config order.
+    pub fn for_each(&self, mut f: impl FnMut(&mut dyn StreamFilter)) {
+        if let Some(list) = &self.0 {
+            for filter in list.lock().iter_mut() {
+                f(filter.as_mut());
+            }
+        }
+    }
+}
+
+impl From<FilterList> for SharedFilters {
+    fn from(v: FilterList) -> SharedFilters {
+        SharedFilters((!v.is_empty()).then(|| Arc::new(Mutex::new(v))))
+    }
 }
 
 /// What the route table decided for this request.
