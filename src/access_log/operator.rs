@@ -375,14 +375,7 @@ fn grpc_status(info: &StreamInfo) -> Option<i64> {
         find_header(headers, "grpc-status").filter(|v| !v.is_empty()).map(|v| v.parse::<u64>().map_or(-1, |n| n as i64))
     };
     parse(&info.response_trailers).or_else(|| parse(&info.response_headers)).or_else(|| {
-        info.response_code.map(|code| match code {
-            400 => 13,
-            401 => 16,
-            403 => 7,
-            404 => 12,
-            429 | 502 | 503 | 504 => 14,
-            _ => 2,
-        })
+        info.response_code.map(|code| i64::from(crate::filter::http::conn_manager::http_to_grpc_status(code)))
     })
 }
 

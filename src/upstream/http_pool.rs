@@ -212,14 +212,7 @@ impl HttpUpstream {
                 },
             }
         }
-        cluster.stats.upstream_rq_pending_total.inc();
-        cluster.stats.upstream_rq_pending_active.inc();
-        let conn = cluster.connect_pooled(host).await;
-        cluster.stats.upstream_rq_pending_active.dec();
-        let conn = conn.map_err(|e| {
-            cluster.stats.upstream_rq_pending_failure_eject.inc();
-            SendError::Connect(e)
-        })?;
+        let conn = connect_pending(cluster, host).await?;
         let local = conn.stream().local_addr().ok();
         cluster.stats.upstream_cx_http1_total.inc();
         let (mut sender, connection) =
@@ -244,14 +237,7 @@ impl HttpUpstream {
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
                 _ => {
-                    cluster.stats.upstream_rq_pending_total.inc();
-                    cluster.stats.upstream_rq_pending_active.inc();
-                    let conn = cluster.connect_pooled(host).await;
-                    cluster.stats.upstream_rq_pending_active.dec();
-                    let conn = conn.map_err(|e| {
-                        cluster.stats.upstream_rq_pending_failure_eject.inc();
-                        SendError::Connect(e)
-                    })?;
+                    let conn = connect_pending(cluster, host).await?;
                     cluster.stats.upstream_cx_http2_total.inc();
                     let o = &self.options.http2;
                     let mut b = http2::Builder::new(TokioExecutor::new());
@@ -284,6 +270,18 @@ impl HttpUpstream {
             p.host.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < max_idle);
         }
     }
+}
+
+/// Opens a new pooled connection while a request waits for it (Envoy's pending request).
+async fn connect_pending(cluster: &Arc<Cluster>, host: &Arc<Host>) -> Result<UpstreamConn, SendError> {
+    cluster.stats.upstream_rq_pending_total.inc();
+    cluster.stats.upstream_rq_pending_active.inc();
+    let conn = cluster.connect_pooled(host).await;
+    cluster.stats.upstream_rq_pending_active.dec();
+    conn.map_err(|e| {
+        cluster.stats.upstream_rq_pending_failure_eject.inc();
+        SendError::Connect(e)
+    })
 }
 
 /// A request got a connection: Envoy's `upstream_rq_total` (counted when the pool assigns a

@@ -95,30 +95,40 @@ define_stats! {
     }
 }
 
+/// The `downstream_rq_<N>xx` counter of a status code, from the five in order.
+fn class_of(status: u16, classes: [&Counter; 5]) -> Option<&Counter> {
+    let i = usize::from(status / 100).checked_sub(1)?;
+    classes.get(i).copied()
+}
+
 impl HcmListenerStats {
     pub fn class(&self, status: u16) -> Option<&Counter> {
-        match status / 100 {
-            1 => Some(&self.downstream_rq_1xx),
-            2 => Some(&self.downstream_rq_2xx),
-            3 => Some(&self.downstream_rq_3xx),
-            4 => Some(&self.downstream_rq_4xx),
-            5 => Some(&self.downstream_rq_5xx),
-            _ => None,
-        }
+        class_of(
+            status,
+            [
+                &self.downstream_rq_1xx,
+                &self.downstream_rq_2xx,
+                &self.downstream_rq_3xx,
+                &self.downstream_rq_4xx,
+                &self.downstream_rq_5xx,
+            ],
+        )
     }
 }
 
 impl HcmStats {
     /// `downstream_rq_<N>xx` for a status code.
     pub fn class(&self, status: u16) -> Option<&Counter> {
-        match status / 100 {
-            1 => Some(&self.downstream_rq_1xx),
-            2 => Some(&self.downstream_rq_2xx),
-            3 => Some(&self.downstream_rq_3xx),
-            4 => Some(&self.downstream_rq_4xx),
-            5 => Some(&self.downstream_rq_5xx),
-            _ => None,
-        }
+        class_of(
+            status,
+            [
+                &self.downstream_rq_1xx,
+                &self.downstream_rq_2xx,
+                &self.downstream_rq_3xx,
+                &self.downstream_rq_4xx,
+                &self.downstream_rq_5xx,
+            ],
+        )
     }
 }
 
