@@ -262,9 +262,12 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
         // Observers first, exactly one terminal filter, last.
         let terminals = filters.iter().filter(|f| f.is_terminal()).count();
         if terminals == 0 {
-            o.error("filters", "the last network filter must be a terminal filter (tcp_proxy)");
+            o.error(
+                "filters",
+                "the last network filter must be a terminal filter (tcp_proxy, http_connection_manager, redis_proxy)",
+            );
         } else if !filters.last().is_some_and(NetworkFilterConfig::is_terminal) || terminals > 1 {
-            o.error("filters", "a terminal filter (tcp_proxy) must be the last and only terminal filter in the chain");
+            o.error("filters", "a terminal filter (tcp_proxy, http_connection_manager, redis_proxy) must be the last and only terminal filter in the chain");
         }
     }
     let tls = o.obj("transport_socket", "TransportSocket").and_then(|mut ts| {
@@ -272,8 +275,15 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
         ts.finish(&[]);
         t
     });
-    if tls.is_some() && filters.iter().any(|f| !matches!(f, NetworkFilterConfig::TcpProxy(_))) {
-        o.error("transport_socket", "TLS termination is supported in front of tcp_proxy only so far");
+    if tls.is_some()
+        && filters
+            .iter()
+            .any(|f| !matches!(f, NetworkFilterConfig::TcpProxy(_) | NetworkFilterConfig::HttpConnectionManager(_)))
+    {
+        o.error(
+            "transport_socket",
+            "TLS termination is supported in front of tcp_proxy and http_connection_manager only so far",
+        );
     }
     o.finish(&["use_proxy_proto", "metadata", "transport_socket_connect_timeout", "filter_chain_match_predicate"]);
     FilterChainConfig { name, matcher, filters, tls, path: o.path.clone() }
