@@ -411,7 +411,10 @@ impl HttpConnectionManager {
                     let reply = LocalReply::new(403, "", ResponseFlags::default(), "upgrade_failed");
                     return tail.local_reply(reply, Some((vh, route)));
                 }
-                router::forward(
+                // Boxed: hyper keeps room for one request future per connection for the
+                // connection's whole life; the router's state only exists while a request is
+                // in flight, so idle keep-alive connections stay small.
+                Box::pin(router::forward(
                     &self,
                     &conn,
                     parts,
@@ -425,7 +428,7 @@ impl HttpConnectionManager {
                     tail,
                     &authority,
                     &path_and_query,
-                )
+                ))
                 .await
             }
         }
