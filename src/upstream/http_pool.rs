@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -144,6 +145,8 @@ pub struct Sent {
     pub response: Response<Incoming>,
     pub checkout: Option<Checkout>,
     pub upstream_local: Option<SocketAddr>,
+    /// Holds `upstream_rq_active` up until the response is done with.
+    pub active: ActiveRq,
 }
 
 impl HttpUpstream {
@@ -201,13 +204,22 @@ impl HttpUpstream {
             if sender.ready().await.is_err() {
                 continue;
             }
-            count_request(cluster, host);
+            let active = count_request(cluster, host);
             match sender.try_send_request(req).await {
                 Ok(response) => {
-                    return Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: None })
+                    return Ok(Sent {
+                        response,
+                        checkout: Some(Checkout { sender, pool }),
+                        upstream_local: None,
+                        active,
+                    })
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
+                    Some(unsent) => {
+                        // Never sent: not a request of this connection after all.
+                        active.unsent();
+                        req = unsent;
+                    }
                     None => return Err(reset_error(e.into_error())),
                 },
             }
@@ -220,9 +232,9 @@ impl HttpUpstream {
         tokio::spawn(async move {
             let _ = connection.with_upgrades().await;
         });
-        count_request(cluster, host);
+        let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
-        Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: local })
+        Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: local, active })
     }
 
     async fn send_h2(
@@ -259,9 +271,9 @@ impl HttpUpstream {
             }
         };
         sender.ready().await.map_err(reset_error)?;
-        count_request(cluster, host);
+        let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
-        Ok(Sent { response, checkout: None, upstream_local: None })
+        Ok(Sent { response, checkout: None, upstream_local: None, active })
     }
 
     /// Drops idle connections older than `max_idle` (called from the cluster's cleanup tick).
@@ -286,9 +298,38 @@ async fn connect_pending(cluster: &Arc<Cluster>, host: &Arc<Host>) -> Result<Ups
 
 /// A request got a connection: Envoy's `upstream_rq_total` (counted when the pool assigns a
 /// stream, so requests whose connect failed are not in it).
-fn count_request(cluster: &Cluster, host: &Host) {
+fn count_request(cluster: &Arc<Cluster>, host: &Arc<Host>) -> ActiveRq {
     cluster.stats.upstream_rq_total.inc();
-    host.stats.rq_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    cluster.stats.upstream_rq_active.inc();
+    host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
+    host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
+    ActiveRq { cluster: cluster.clone(), host: host.clone(), counted: true }
+}
+
+/// One upstream request in flight (`upstream_rq_active`, the host's `rq_active` that the
+/// least-request balancer reads); settled on drop.
+pub struct ActiveRq {
+    cluster: Arc<Cluster>,
+    host: Arc<Host>,
+    counted: bool,
+}
+
+impl ActiveRq {
+    /// hyper handed the request back unsent: take back the count.
+    fn unsent(mut self) {
+        self.counted = false;
+        self.cluster.stats.upstream_rq_active.dec();
+        self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for ActiveRq {
+    fn drop(&mut self) {
+        if self.counted {
+            self.cluster.stats.upstream_rq_active.dec();
+            self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Maps a hyper error before response headers to Envoy's reset reasons.

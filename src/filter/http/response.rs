@@ -157,6 +157,8 @@ pub struct StreamTail {
     pub bytes_received: u64,
     pub filters: Vec<Box<dyn StreamFilter>>,
     pub checkout: Option<Checkout>,
+    /// The upstream request's `upstream_rq_active` share, held to the end of the response.
+    pub active_rq: Option<crate::upstream::http_pool::ActiveRq>,
     pub ended: bool,
     pub upstream_reset: bool,
     pub local: bool,
@@ -197,6 +199,7 @@ impl StreamTail {
             bytes_received: 0,
             filters: Vec::new(),
             checkout: None,
+            active_rq: None,
             ended: false,
             upstream_reset: false,
             local: false,

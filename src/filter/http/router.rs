@@ -270,6 +270,7 @@ pub async fn forward(
                 tail.upstream_time = Some(service_time);
                 tail.upstream_local = sent.upstream_local;
                 tail.checkout = sent.checkout;
+                tail.active_rq = Some(sent.active);
                 tail.response_code = Some(code);
                 tail.details = Some("via_upstream".to_string());
                 if let Some(t) = &tee {
