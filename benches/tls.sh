@@ -197,38 +197,20 @@ EOF
   write_envoy_yaml "$OUTDIR/conf/legate.yaml" "$LEG"
 }
 
-# Envoy v3 bootstrap; the SAME text (ports aside) is given to Envoy and to Legate.
+# Envoy v3 bootstrap (lib.sh's pieces); the SAME text (ports aside) is given to Envoy and Legate.
+# transport_socket follows the chain's filters (a sibling of `filters` in the same chain).
 write_envoy_yaml() {  # file base_port
   local f=$1 p=$2 c=$OUTDIR/certs
-  cat >"$f" <<EOF
+  {
+    cat <<EOF
 # HTTPS listener for benches/tls.sh (Envoy v3 API; read unchanged by Envoy and Legate).
 # DownstreamTlsContext (TLS 1.3 only, ALPN http/1.1, ECDSA P-256 leaf + CA) in front of
 # HCM + router, no access log, no request-id generation; STATIC cluster "up", plain HTTP/1.1.
-admin:
-  address: {socket_address: {address: 127.0.0.1, port_value: $((p+9))}}
-static_resources:
-  listeners:
-  - name: https
-    address: {socket_address: {address: 127.0.0.1, port_value: $((p+1))}}
-    tcp_backlog_size: 4096
-    filter_chains:
-    - transport_socket:
-        name: envoy.transport_sockets.tls
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
-          common_tls_context:
-            tls_params:
-              tls_minimum_protocol_version: TLSv1_3
-              tls_maximum_protocol_version: TLSv1_3
-            alpn_protocols: ["http/1.1"]
-            tls_certificates:
-            - certificate_chain: {filename: $c/chain.pem}
-              private_key: {filename: $c/leaf.key}
-      filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: https
+EOF
+    yaml_admin $((p+9))
+    yaml_listener https $((p+1)) envoy.filters.network.http_connection_manager \
+      type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+    cat <<EOF
           codec_type: HTTP1
           generate_request_id: false
           route_config:
@@ -242,14 +224,22 @@ static_resources:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_params:
+              tls_minimum_protocol_version: TLSv1_3
+              tls_maximum_protocol_version: TLSv1_3
+            alpn_protocols: ["http/1.1"]
+            tls_certificates:
+            - certificate_chain: {filename: $c/chain.pem}
+              private_key: {filename: $c/leaf.key}
   clusters:
-  - name: up
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: up
-      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $UP}}}}]}]
 EOF
+    yaml_cluster up "$UP"
+  } >"$f"
 }
 
 # ---------------------------------------------------------------- upstream and proxies
@@ -266,10 +256,7 @@ start_proxy() {  # NAME: sets PID_OF[NAME]
     haproxy) start_bg haproxy "$OUTDIR/logs/haproxy.log" haproxy -db -f "$OUTDIR/conf/haproxy.cfg";;
     nginx) start_bg nginx "$OUTDIR/logs/nginx-proxy.out" nginx -p "$OUTDIR/run/ngx-proxy" \
         -e "$OUTDIR/logs/nginx-proxy-error.log" -c "$OUTDIR/conf/nginx-proxy.conf" -g 'daemon off;';;
-    envoy) start_bg envoy "$OUTDIR/logs/envoy.log" "$ENVOY_BIN" -c "$OUTDIR/conf/envoy.yaml" \
-        --concurrency 1 -l warn --base-id "$BASE_ID";;
-    legate) start_bg legate "$OUTDIR/logs/legate.log" "$LEGATE_BIN" -c "$OUTDIR/conf/legate.yaml" \
-        --concurrency 1 -l warn --base-id "$((BASE_ID + 1))";;
+    envoy|legate) start_envoy "$name";;
   esac
   wait_tcp "$(( $(proxy_base "$name") + 1 ))" 30 || die "$name did not start (see $OUTDIR/logs/)"
 }
