@@ -425,3 +425,22 @@ fn the_http_gateway_example_works_as_documented() {
     assert_eq!(s.value("cluster.httpbin.upstream_rq_retry"), 3);
     assert_eq!(s.value("cluster.httpbin.upstream_rq_retry_limit_exceeded"), 1);
 }
+
+#[test]
+fn access_log_counts_request_and_response_body_bytes() {
+    let up = HttpUpstream::named("a");
+    let dir = TempDir::new("http-bytes");
+    let log = dir.path().join("access.log");
+    let access = format!(
+        "access_log:\n- name: envoy.access_loggers.file\n  typed_config:\n    '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n    path: {}\n    log_format: {{text_format_source: {{inline_string: \"%REQ(:METHOD)% %BYTES_RECEIVED% %BYTES_SENT% %PROTOCOL%\\n\"}}}}",
+        log.display()
+    );
+    let l = start("- match: {prefix: /}\n  route: {cluster: up}", &access, "", &[cluster("up", &up)]);
+    let r = curl(&["--data", "123456789", &url(&l, "/echo")]);
+    assert_eq!(r.text(), "123456789");
+    let text = wait_until("one access-log line", PATIENCE, || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        (!t.is_empty()).then_some(t)
+    });
+    assert_eq!(text.trim_end(), "POST 9 9 HTTP/1.1");
+}

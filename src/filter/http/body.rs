@@ -6,6 +6,7 @@
 //! the request can no longer be retried (Envoy answers 507 if a retry is then needed).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -23,11 +24,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct DownstreamBody {
     body: Incoming,
     filters: SharedFilters,
+    /// `%BYTES_RECEIVED%`, kept only when an access log needs it.
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl DownstreamBody {
-    pub fn new(body: Incoming, filters: SharedFilters) -> DownstreamBody {
-        DownstreamBody { body, filters }
+    pub fn new(body: Incoming, filters: SharedFilters, received: Option<Arc<AtomicU64>>) -> DownstreamBody {
+        DownstreamBody { body, filters, received }
     }
 }
 
@@ -41,6 +44,9 @@ impl Body for DownstreamBody {
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(d) = frame.data_ref() {
                 this.filters.for_each(|f| f.on_request_data(d));
+                if let Some(r) = &this.received {
+                    r.fetch_add(d.len() as u64, Ordering::Relaxed);
+                }
             }
         }
         polled

@@ -210,6 +210,8 @@ pub struct StreamTail {
     pub upstream_time: Option<Duration>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Request body bytes read from the downstream (when access logs need them).
+    pub received: Option<Arc<std::sync::atomic::AtomicU64>>,
     pub filters: SharedFilters,
     pub checkout: Option<Checkout>,
     /// The upstream request's `upstream_rq_active` share, held to the end of the response.
@@ -252,6 +254,7 @@ impl StreamTail {
             upstream_time: None,
             bytes_sent: 0,
             bytes_received: 0,
+            received: None,
             filters: SharedFilters::default(),
             checkout: None,
             active_rq: None,
@@ -405,7 +408,7 @@ impl StreamTail {
         StreamInfo {
             start_time: self.start_time,
             duration: Some(elapsed),
-            bytes_received: self.bytes_received,
+            bytes_received: self.received.as_ref().map_or(self.bytes_received, |r| r.load(Ordering::Relaxed)),
             bytes_sent: self.bytes_sent,
             protocol: Some(self.protocol),
             response_code: self.response_code,

@@ -144,7 +144,10 @@ pub async fn forward(
     hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
     strip_hop_by_hop(h, upgrade.is_some());
 
-    let body = DownstreamBody::new(body, tail.filters.clone());
+    if !hcm.access_logs.is_empty() {
+        tail.received = Some(Arc::default());
+    }
+    let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone());
     let ended = body.is_end_stream();
     let replayable = upgrade.is_none() && (retries.max > 0 || !fwd.mirrors.is_empty());
     let (tee, mut first_body) =
