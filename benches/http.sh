@@ -40,17 +40,7 @@ HELPER="$BENCH_DIR/http_helper.py"
 ORIG_ARGS="$*"
 ROUNDS=5; SCEN="h1,h2,mem"; OUTDIR=""; QUICK=0; BUILD=1
 USE_LEGATE=1; USE_ENVOY=1; USE_NGINX=1; USE_HAPROXY=1
-while [ $# -gt 0 ]; do
-  case $1 in
-    -s) SCEN=$2; shift 2;;
-    --quick) QUICK=1; shift;;
-    --no-legate) USE_LEGATE=0; shift;;
-    --no-envoy) USE_ENVOY=0; shift;;
-    --no-nginx) USE_NGINX=0; shift;;
-    --no-haproxy) USE_HAPROXY=0; shift;;
-    *) common_opt "$@"; shift "$OPT_SHIFT";;
-  esac
-done
+while [ $# -gt 0 ]; do common_opt "$@"; shift "$OPT_SHIFT"; done
 H1_DUR=${H1_DUR:-8}; WRK_T=${WRK_T:-2}; WRK_C=${WRK_C:-64}
 H2_N=${H2_N:-100000}; H2_C=${H2_C:-16}; H2_M=${H2_M:-10}
 MEM_CONNS=${MEM_CONNS:-2000}; MEM_SETTLE=${MEM_SETTLE:-2}; MEM_WAIT=${MEM_WAIT:-2}

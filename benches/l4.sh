@@ -31,15 +31,7 @@ HELPER="$BENCH_DIR/l4_helper.py"
 
 ORIG_ARGS="$*"
 ROUNDS=5; SCEN="tcp,conn,mem"; OUTDIR=""; QUICK=0; USE_ENVOY=1; USE_HAPROXY=1; BUILD=1
-while [ $# -gt 0 ]; do
-  case $1 in
-    -s) SCEN=$2; shift 2;;
-    --quick) QUICK=1; shift;;
-    --no-envoy) USE_ENVOY=0; shift;;
-    --no-haproxy) USE_HAPROXY=0; shift;;
-    *) common_opt "$@"; shift "$OPT_SHIFT";;
-  esac
-done
+while [ $# -gt 0 ]; do common_opt "$@"; shift "$OPT_SHIFT"; done
 TCP_T=${TCP_T:-5}; CONN_DUR=${CONN_DUR:-8}; MEM_CONNS=${MEM_CONNS:-2000}
 MEM_SETTLE=${MEM_SETTLE:-2}; MEM_WAIT=${MEM_WAIT:-2}
 if [ "$QUICK" = 1 ]; then ROUNDS=1; TCP_T=2; CONN_DUR=2; fi

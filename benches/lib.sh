@@ -14,9 +14,17 @@ usage() { sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 # common_opt "$@": the options every script takes the same way (-r, -o, --no-build, --help);
 # sets ROUNDS / OUTDIR / BUILD and OPT_SHIFT (arguments used); exits on an unknown option.
 #   while [ $# -gt 0 ]; do case $1 in <own options>;; *) common_opt "$@"; shift "$OPT_SHIFT";; esac; done
+# The scripts set their defaults first (ROUNDS, SCEN, QUICK, BUILD, USE_<peer>=1), then call
+# this for every option they do not handle themselves.
 common_opt() {
   case $1 in
     -r) ROUNDS=$2; OPT_SHIFT=2;;
+    -s) SCEN=$2; OPT_SHIFT=2;;
+    --quick) QUICK=1; OPT_SHIFT=1;;
+    --no-legate) USE_LEGATE=0; OPT_SHIFT=1;;
+    --no-envoy) USE_ENVOY=0; OPT_SHIFT=1;;
+    --no-nginx) USE_NGINX=0; OPT_SHIFT=1;;
+    --no-haproxy) USE_HAPROXY=0; OPT_SHIFT=1;;
     -o) OUTDIR=$2; OPT_SHIFT=2;;
     --no-build) BUILD=0; OPT_SHIFT=1;;
     -h|--help) usage; exit 0;;
@@ -56,7 +64,7 @@ validate() {
 # start_envoy NAME: envoy or legate (NAME=legate), one worker, on $OUTDIR/conf/NAME.yaml, with
 # the run's --base-id (BASE_ID for envoy, BASE_ID+1 for legate); sets PID_OF[NAME]
 start_envoy() {
-  local bin=$ENVOY_BIN id=$BASE_ID
+  local bin=${ENVOY_BIN:-} id=$BASE_ID
   [ "$1" = legate ] && { bin=$LEGATE_BIN; id=$((BASE_ID + 1)); }
   start_bg "$1" "$OUTDIR/logs/$1.log" "$bin" -c "$OUTDIR/conf/$1.yaml" --concurrency 1 -l warn --base-id "$id"
 }

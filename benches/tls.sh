@@ -43,17 +43,7 @@ HELPER="$BENCH_DIR/tls_helper.py"
 ORIG_ARGS="$*"
 ROUNDS=5; SCEN="ka,hs,res"; OUTDIR=""; QUICK=0; BUILD=1
 USE_LEGATE=1; USE_ENVOY=1; USE_NGINX=1; USE_HAPROXY=1
-while [ $# -gt 0 ]; do
-  case $1 in
-    -s) SCEN=$2; shift 2;;
-    --quick) QUICK=1; shift;;
-    --no-legate) USE_LEGATE=0; shift;;
-    --no-envoy) USE_ENVOY=0; shift;;
-    --no-nginx) USE_NGINX=0; shift;;
-    --no-haproxy) USE_HAPROXY=0; shift;;
-    *) common_opt "$@"; shift "$OPT_SHIFT";;
-  esac
-done
+while [ $# -gt 0 ]; do common_opt "$@"; shift "$OPT_SHIFT"; done
 DUR=${DUR:-8}; KA_T=${KA_T:-2}; KA_C=${KA_C:-64}; HS_P=${HS_P:-4}; RES_T=${RES_T:-2}; RES_C=${RES_C:-32}
 if [ "$QUICK" = 1 ]; then ROUNDS=1; DUR=2; fi
 case $ROUNDS in ''|*[!0-9]*|0) echo "-r needs a positive integer" >&2; exit 2;; esac

@@ -95,35 +95,9 @@ fn reset_mid_body(mut s: TcpStream) {
 /// One listener `web` (codec AUTO, `max_request_headers_kb` 8): `/garbage` and `/midreset` go to
 /// the raw peers, everything else to the HTTP test server.
 fn config(up: SocketAddr, garbage: SocketAddr, midreset: SocketAddr) -> String {
-    let listener = format!(
-        r#"  - name: web
-    address:
-      socket_address: {{address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: web
-          codec_type: AUTO
-          max_request_headers_kb: {MAX_HEADERS_KB}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/garbage"}}
-                route: {{cluster: garbage}}
-              - match: {{prefix: "/midreset"}}
-                route: {{cluster: midreset}}
-              - match: {{prefix: "/"}}
-                route: {{cluster: up}}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#
-    );
+    let routes = "- match: {prefix: /garbage}\n  route: {cluster: garbage}\n- match: {prefix: /midreset}\n  route: {cluster: midreset}\n- match: {prefix: /}\n  route: {cluster: up}";
+    let hcm = format!("codec_type: AUTO\nmax_request_headers_kb: {MAX_HEADERS_KB}\n{}", yaml::route_config(routes));
+    let listener = yaml::http_listener("web", &hcm, "");
     yaml::bootstrap(
         &[listener],
         &[

@@ -13,44 +13,18 @@ use legate_integration::http::{curl, CurlResult, HttpUpstream};
 use legate_integration::process::{wait_until, TempDir, PATIENCE};
 use legate_integration::{yaml, Legate};
 
-const ROUTER: &str = "          - name: envoy.filters.http.router
-            typed_config:
-              '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-";
-
 /// A listener `name` (stat_prefix `name`) routing everything to cluster `up`, with `filters`
 /// (YAML list entries at the http_filters indentation) before the router and a file access
 /// log at `<log_dir>/<name>.log` printing `code flags details`.
 fn listener(name: &str, filters: &str, log_dir: &Path) -> String {
-    format!(
-        r#"  - name: {name}
-    address:
-      socket_address: {{address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: {name}
-          access_log:
-          - name: envoy.access_loggers.file
-            typed_config:
-              '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log}
-              log_format:
-                text_format_source:
-                  inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\n"
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: up}}
-          http_filters:
-{filters}{ROUTER}"#,
-        log = log_dir.join(format!("{name}.log")).display()
-    )
+    let hcm = format!(
+        "access_log:\n- name: envoy.access_loggers.file\n  typed_config:\n    '@type': type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n    path: {}\n    log_format:\n      text_format_source:\n        inline_string: \"%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS%\\n\"\n{}",
+        log_dir.join(format!("{name}.log")).display(),
+        yaml::route_config("- match: {prefix: /}\n  route: {cluster: up}")
+    );
+    // The filters come indented for the http_filters list; http_listener indents them itself.
+    let filters: String = filters.lines().map(|l| format!("{}\n", l.strip_prefix("          ").unwrap_or(l))).collect();
+    yaml::http_listener(name, &hcm, &filters)
 }
 
 /// Envoy's documented fault examples: a fixed delay for everyone, an abort for everyone,

@@ -25,53 +25,37 @@ const CAP_MS: u64 = 600;
 /// authority matches no virtual host; `silent.test` routes (capped timeout) to a host that
 /// accepts connections and never answers.
 fn config(echo: &str, dead: SocketAddr, silent: SocketAddr) -> String {
-    let listener = format!(
-        r#"  - name: grpc
-    address:
-      socket_address: {{address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: grpc
-          codec_type: AUTO
-          route_config:
-            name: local
-            virtual_hosts:
-            - name: echo
-              domains: ["echo.test", "127.0.0.1:*"]
-              routes:
-              - match: {{prefix: "/legate.test.Echo/Unary", grpc: {{}}}}
-                route:
-                  cluster: echo
-                  max_stream_duration: {{grpc_timeout_header_max: {cap}s}}
-              - match: {{prefix: "/legate.test.Echo/", grpc: {{}}}}
-                route: {{cluster: echo}}
-            - name: silent
-              domains: ["silent.test"]
-              routes:
-              - match: {{prefix: "/"}}
-                route:
-                  cluster: silent
-                  max_stream_duration: {{grpc_timeout_header_max: {cap}s}}
-            - name: dead
-              domains: ["dead.test"]
-              routes:
-              - match: {{prefix: "/"}}
-                route: {{cluster: dead}}
-          http_filters:
-          - name: envoy.filters.http.grpc_stats
-            typed_config:
-              '@type': type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig
-              stats_for_all_methods: true
-          - name: envoy.filters.http.router
-            typed_config:
-              '@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-"#,
+    let hcm = format!(
+        r#"codec_type: AUTO
+route_config:
+  name: local
+  virtual_hosts:
+  - name: echo
+    domains: ["echo.test", "127.0.0.1:*"]
+    routes:
+    - match: {{prefix: "/legate.test.Echo/Unary", grpc: {{}}}}
+      route:
+        cluster: echo
+        max_stream_duration: {{grpc_timeout_header_max: {cap}s}}
+    - match: {{prefix: "/legate.test.Echo/", grpc: {{}}}}
+      route: {{cluster: echo}}
+  - name: silent
+    domains: ["silent.test"]
+    routes:
+    - match: {{prefix: "/"}}
+      route:
+        cluster: silent
+        max_stream_duration: {{grpc_timeout_header_max: {cap}s}}
+  - name: dead
+    domains: ["dead.test"]
+    routes:
+    - match: {{prefix: "/"}}
+      route: {{cluster: dead}}"#,
         cap = CAP_MS as f64 / 1000.0
     );
-    let h2 = "typed_extension_protocol_options:\n  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n    '@type': type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n    explicit_http_config:\n      http2_protocol_options: {}";
+    let grpc_stats = "- name: envoy.filters.http.grpc_stats\n  typed_config:\n    '@type': type.googleapis.com/envoy.extensions.filters.http.grpc_stats.v3.FilterConfig\n    stats_for_all_methods: true";
+    let listener = yaml::http_listener("grpc", &hcm, grpc_stats);
+    let h2 = yaml::HTTP2_UPSTREAM;
     let (host, port) = echo.split_once(':').expect("host:port");
     let port: u16 = port.parse().expect("port");
     yaml::bootstrap(
