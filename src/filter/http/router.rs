@@ -357,21 +357,23 @@ fn failure_reply(
     vh: &VirtualHost,
     route: &Route,
 ) -> Response<RespBody> {
-    let timed_out = global_expired || matches!(failure, Failure::PerTryTimeout);
-    if timed_out {
-        if global_expired {
-            cluster.stats.upstream_rq_timeout.inc();
-        }
-        if alt_response {
-            cluster.http_stats.charge(cluster, 204);
-            let reply = LocalReply::new(204, "", ResponseFlags::UT, "response_timeout");
+    // A send error after the deadline is reported as the timeout, as Envoy does.
+    let e = match failure {
+        Failure::Send(e) if !global_expired => e,
+        _ => {
+            if global_expired {
+                cluster.stats.upstream_rq_timeout.inc();
+            }
+            if alt_response {
+                cluster.http_stats.charge(cluster, 204);
+                let reply = LocalReply::new(204, "", ResponseFlags::UT, "response_timeout");
+                return tail.local_reply(reply, Some((vh, route)));
+            }
+            cluster.http_stats.charge(cluster, 504);
+            let reply = LocalReply::new(504, "upstream request timeout", ResponseFlags::UT, "response_timeout");
             return tail.local_reply(reply, Some((vh, route)));
         }
-        cluster.http_stats.charge(cluster, 504);
-        let reply = LocalReply::new(504, "upstream request timeout", ResponseFlags::UT, "response_timeout");
-        return tail.local_reply(reply, Some((vh, route)));
-    }
-    let Failure::Send(e) = failure else { unreachable_failure() };
+    };
     let (reason, transport, flag, code) = match &e {
         SendError::Connect(c) => {
             ("remote connection failure", Some(c.transport_failure_reason()), ResponseFlags::UF, 503)
@@ -438,10 +440,6 @@ fn stream_max_duration(fwd: &ForwardAction, h: &HeaderMap) -> Option<Duration> {
         _ => fwd.max_stream_duration?,
     };
     (!d.is_zero()).then_some(d)
-}
-
-fn unreachable_failure() -> ! {
-    unreachable!("timeouts are handled before")
 }
 
 fn can_replay(ended: bool, tee: &Option<Tee>) -> bool {
