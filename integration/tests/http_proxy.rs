@@ -444,3 +444,26 @@ fn access_log_counts_request_and_response_body_bytes() {
     });
     assert_eq!(text.trim_end(), "POST 9 9 HTTP/1.1");
 }
+
+#[test]
+fn draining_closes_idle_keep_alive_connections_at_once() {
+    use std::io::{Read, Write};
+    let up = HttpUpstream::named("a");
+    let yaml_text = yaml::bootstrap(
+        &[yaml::http_listener("web", &yaml::route_config("- match: {prefix: /}\n  route: {cluster: up}"), "")],
+        &[cluster("up", &up)],
+    );
+    let mut l = Legate::start_with(&yaml_text, &["--drain-time-s", "60"]);
+    let mut c = std::net::TcpStream::connect(l.listener_addr("web")).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    c.write_all(b"GET /x HTTP/1.1\r\nhost: a\r\n\r\n").expect("request");
+    let mut buf = [0u8; 4096];
+    let n = c.read(&mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    // SIGTERM: the idle keep-alive connection is closed gracefully right away, so Legate exits
+    // long before the 60 s drain time.
+    let started = std::time::Instant::now();
+    assert_eq!(l.stop(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(30), "exit took {:?}", started.elapsed());
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "the client sees the connection closed");
+}

@@ -61,6 +61,9 @@ pub struct ConnContext {
     pub requested_server_name: Option<String>,
     /// What the TLS handshake settled, when the chain terminated TLS.
     pub tls: Option<Arc<crate::tls::server::TlsFacts>>,
+    /// Cancelled when the server starts draining (SIGTERM, `/quitquitquit`): protocols that can
+    /// close gracefully do (the HTTP connection manager: `Connection: close` / GOAWAY).
+    pub drain: tokio_util::sync::CancellationToken,
 }
 
 /// An accepted downstream connection: plain TCP, or TLS terminated by the filter chain's

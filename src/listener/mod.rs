@@ -165,8 +165,9 @@ pub async fn run_tcp(
         }
         let guard = ConnAccounting::open(&shared);
         let shared = shared.clone();
+        let drain = stop.clone();
         tracker.spawn(async move {
-            handle_connection(stream, remote, &shared).await;
+            handle_connection(stream, remote, &shared, drain).await;
             drop(guard);
         });
     }
@@ -206,7 +207,12 @@ impl Drop for ConnAccounting {
     }
 }
 
-async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<ListenerShared>) {
+async fn handle_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    shared: &Arc<ListenerShared>,
+    drain: CancellationToken,
+) {
     let _ = stream.set_nodelay(true);
     // A listener bound to one address knows the local address without a getsockname call.
     let local =
@@ -262,6 +268,7 @@ async fn handle_connection(stream: TcpStream, remote: SocketAddr, shared: &Arc<L
                 listener: shared.clone(),
                 requested_server_name,
                 tls: None,
+                drain,
             };
             let downstream = match &chain.tls {
                 None => Downstream::Tcp(stream),

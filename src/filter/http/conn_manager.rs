@@ -254,24 +254,30 @@ impl HttpConnectionManager {
         }
     }
 
-    /// Runs a hyper connection future with the connection idle timeout and max duration.
+    /// Runs a hyper connection future with the connection idle timeout, the max duration and
+    /// the server's drain: each of them asks hyper for a graceful close (an idle HTTP/1.1
+    /// connection closes at once, a busy one after its response with `Connection: close`;
+    /// HTTP/2 sends GOAWAY and finishes its streams).
     async fn drive<F>(&self, fut: F, conn: &ConnInfo) -> Result<(), hyper::Error>
     where
         F: std::future::Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
     {
         let mut fut = std::pin::pin!(fut);
         let max_end = self.max_connection_duration.map(|d| tokio::time::Instant::now() + d);
-        let Some(idle) = self.idle_timeout.or(self.max_connection_duration) else {
-            return fut.await;
-        };
+        let idle = self.idle_timeout.or(self.max_connection_duration).unwrap_or(Duration::from_secs(3600));
         let mut closing = false;
         loop {
-            let tick = tokio::time::sleep(idle.min(Duration::from_secs(1)).max(Duration::from_millis(100)));
             let last = conn.requests.load(Ordering::Relaxed);
             let deadline = tokio::time::Instant::now() + idle;
+            let wake = max_end.map_or(deadline, |m| m.min(deadline));
             tokio::select! {
                 r = fut.as_mut() => return r,
-                _ = tokio::time::sleep_until(max_end.unwrap_or(deadline).min(deadline)) , if !closing => {
+                _ = conn.cx.drain.cancelled(), if !closing => {
+                    self.stats.downstream_cx_drain_close.inc();
+                    fut.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                _ = tokio::time::sleep_until(wake), if !closing => {
                     let now = tokio::time::Instant::now();
                     if max_end.is_some_and(|m| now >= m) {
                         self.stats.downstream_cx_max_duration_reached.inc();
@@ -284,7 +290,6 @@ impl HttpConnectionManager {
                         closing = true;
                     }
                 }
-                _ = tick, if closing => {}
             }
         }
     }
