@@ -382,3 +382,29 @@ fn upstream_garbage_and_mid_body_reset_match_envoy() {
         (l.stats().value("http.web.downstream_rq_tx_reset") >= 2).then_some(())
     });
 }
+
+/// Sends the head and 1000 of 100000 promised bytes, then nothing for 3 s.
+fn stall_mid_body(mut s: TcpStream) {
+    read_head(&mut s);
+    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n");
+    let _ = s.write_all(&[b'x'; 1000]);
+    let _ = s.flush();
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+#[test]
+fn a_body_that_stalls_is_reset_after_the_stream_idle_timeout() {
+    let stall = RawPeer::start(stall_mid_body);
+    let hcm =
+        format!("stream_idle_timeout: 0.5s\n{}", yaml::route_config("- match: {prefix: /}\n  route: {cluster: stall}"));
+    let legate = Legate::start(&yaml::bootstrap(
+        &[yaml::http_listener("web", &hcm, "")],
+        &[yaml::static_cluster("stall", &[stall.addr])],
+    ));
+    let started = Instant::now();
+    let r = curl(&[&format!("http://127.0.0.1:{}/s", legate.listener_port("web"))]);
+    assert_eq!(r.status, 200, "the head arrived: {r:?}");
+    assert_ne!(r.exit_code, 0, "the body was cut: {r:?}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "reset after {:?}", started.elapsed());
+    legate.wait_stat_eq("http.web.downstream_rq_idle_timeout", 1);
+}

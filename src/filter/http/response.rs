@@ -38,7 +38,11 @@ pub struct RespBody {
     /// The route's timeout runs until the upstream response is complete (Envoy's global
     /// timeout), and so does the stream's maximum duration: past either, mid-body, the
     /// downstream stream is reset.
-    deadline: Option<(Pin<Box<tokio::time::Sleep>>, Deadline)>,
+    deadline: Option<(tokio::time::Instant, Deadline)>,
+    /// The stream idle timeout, and when the body last moved.
+    idle: Option<(Duration, tokio::time::Instant)>,
+    /// Armed only once the body has to wait (a body that flows never touches the timer wheel).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// Which limit a response body is held to.
@@ -48,11 +52,28 @@ enum Deadline {
     Route,
     /// `max_stream_duration`: `http.<p>.downstream_rq_max_duration_reached`.
     MaxDuration,
+    /// `stream_idle_timeout` (or the route's `idle_timeout`): no body for that long.
+    Idle,
 }
 
 impl RespBody {
     pub fn upstream(body: Incoming, tail: Box<StreamTail>) -> RespBody {
-        RespBody { inner: Inner::Upstream(body), tail: Some(tail), deadline: None }
+        RespBody { inner: Inner::Upstream(body), tail: Some(tail), deadline: None, idle: None, timer: None }
+    }
+
+    /// Resets the stream when the upstream body stalls for `idle` (Envoy's stream idle timer).
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> RespBody {
+        self.idle = idle.map(|d| (d, tokio::time::Instant::now()));
+        self
+    }
+
+    /// The next instant a limit expires and which one, if any.
+    fn next_limit(&self) -> Option<(tokio::time::Instant, Deadline)> {
+        let idle = self.idle.map(|(d, last)| (last + d, Deadline::Idle));
+        match (self.deadline, idle) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Resets the stream if the upstream body has not ended by `deadline` (the route timeout).
@@ -67,8 +88,8 @@ impl RespBody {
 
     fn limit(mut self, at: Option<tokio::time::Instant>, kind: Deadline) -> RespBody {
         let Some(at) = at else { return self };
-        if self.deadline.as_ref().is_none_or(|(s, _)| at < s.deadline()) {
-            self.deadline = Some((Box::pin(tokio::time::sleep_until(at)), kind));
+        if self.deadline.is_none_or(|(d, _)| at < d) {
+            self.deadline = Some((at, kind));
         }
         self
     }
@@ -77,16 +98,26 @@ impl RespBody {
     /// `UT`, and reset the downstream stream (an error from the body does that in hyper).
     fn timed_out(&mut self, kind: Deadline) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.deadline = None;
+        self.idle = None;
+        self.timer = None;
         if let Some(mut t) = self.tail.take() {
-            if kind == Deadline::Route {
-                t.flags.set(ResponseFlags::UT);
-                t.details = Some("response_timeout".to_string());
-                if let Some(c) = &t.upstream_cluster {
-                    c.stats.upstream_rq_timeout.inc();
+            match kind {
+                Deadline::Route => {
+                    t.flags.set(ResponseFlags::UT);
+                    t.details = Some("response_timeout".to_string());
+                    if let Some(c) = &t.upstream_cluster {
+                        c.stats.upstream_rq_timeout.inc();
+                    }
                 }
-            } else {
-                t.details = Some("max_duration_timeout".to_string());
-                t.hcm.stats.downstream_rq_max_duration_reached.inc();
+                Deadline::MaxDuration => {
+                    t.details = Some("max_duration_timeout".to_string());
+                    t.hcm.stats.downstream_rq_max_duration_reached.inc();
+                }
+                Deadline::Idle => {
+                    t.flags.set(ResponseFlags::SI);
+                    t.details = Some("stream_idle_timeout".to_string());
+                    t.hcm.stats.downstream_rq_idle_timeout.inc();
+                }
             }
         }
         Poll::Ready(Some(Err("upstream request timeout".into())))
@@ -107,7 +138,7 @@ impl Drop for RespBody {
 impl RespBody {
     pub fn local(body: Bytes, tail: Option<Box<StreamTail>>) -> RespBody {
         let data = if body.is_empty() { None } else { Some(body) };
-        let mut b = RespBody { inner: Inner::Local(data), tail, deadline: None };
+        let mut b = RespBody { inner: Inner::Local(data), tail, deadline: None, idle: None, timer: None };
         b.end_if_done();
         b
     }
@@ -130,12 +161,17 @@ impl Body for RespBody {
             Inner::Upstream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
         };
         if polled.is_pending() {
-            if let Some((sleep, kind)) = this.deadline.as_mut() {
-                if sleep.as_mut().poll(cx).is_ready() {
-                    let kind = *kind;
+            if let Some((at, kind)) = this.next_limit() {
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
                     return this.timed_out(kind);
                 }
             }
+        } else if let Some((_, last)) = this.idle.as_mut() {
+            *last = tokio::time::Instant::now();
         }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

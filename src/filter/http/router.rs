@@ -300,7 +300,10 @@ pub async fn forward(
                 tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
                 tail.run_response_filters(&mut rp);
                 cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
-                let body = RespBody::upstream(rbody, tail).until(deadline).max_duration_at(max_duration_at);
+                let body = RespBody::upstream(rbody, tail)
+                    .until(deadline)
+                    .max_duration_at(max_duration_at)
+                    .idle_timeout(idle_timeout);
                 return Response::from_parts(rp, body);
             }
             Err(failure) => {
