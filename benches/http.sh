@@ -369,11 +369,7 @@ scen_mem() {
 
 # ---------------------------------------------------------------- main
 write_configs
-nginx -t -q -p "$OUTDIR/run/ngx-proxy" -e "$OUTDIR/logs/nginx-proxy-error.log" -c "$OUTDIR/conf/nginx-proxy.conf" \
-  || die "nginx proxy config invalid"
-[ "$USE_HAPROXY" = 1 ] && { haproxy -c -q -f "$OUTDIR/conf/haproxy.cfg" || die "haproxy config invalid"; }
-[ "$USE_ENVOY" = 1 ] && validate envoy "$ENVOY_BIN" "$OUTDIR/conf/envoy.yaml"
-[ "$USE_LEGATE" = 1 ] && validate legate "$LEGATE_BIN" "$OUTDIR/conf/legate.yaml" "--no-legate runs the peers only"
+validate_http_peers
 
 {
   env_header

@@ -72,6 +72,17 @@ validate() {
     || die "$1 rejects the config (see $OUTDIR/logs/$1-validate.log${4:+; $4})"
 }
 
+# validate_http_peers: the configs the HTTP-family scripts wrote (nginx proxy, haproxy, Envoy,
+# Legate) are accepted by their proxies before any load runs
+validate_http_peers() {
+  nginx -t -q -p "$OUTDIR/run/ngx-proxy" -e "$OUTDIR/logs/nginx-proxy-error.log" -c "$OUTDIR/conf/nginx-proxy.conf" \
+    || die "nginx proxy config invalid"
+  [ "$USE_HAPROXY" = 1 ] && { haproxy -c -q -f "$OUTDIR/conf/haproxy.cfg" || die "haproxy config invalid"; }
+  [ "$USE_ENVOY" = 1 ] && validate envoy "$ENVOY_BIN" "$OUTDIR/conf/envoy.yaml"
+  [ "$USE_LEGATE" = 1 ] && validate legate "$LEGATE_BIN" "$OUTDIR/conf/legate.yaml" "--no-legate runs the peers only"
+  return 0
+}
+
 # start_envoy NAME: envoy or legate (NAME=legate), one worker, on $OUTDIR/conf/NAME.yaml, with
 # the run's --base-id (BASE_ID for envoy, BASE_ID+1 for legate); sets PID_OF[NAME]
 start_envoy() {
