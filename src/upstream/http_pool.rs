@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -73,26 +73,22 @@ struct HostPool {
 /// A checked-out HTTP/1.1 connection to give back when the response has been read.
 pub struct Checkout {
     sender: http1::SendRequest<ReqBody>,
-    pool: Arc<HostPoolRef>,
+    pool: Arc<HostPool>,
 }
 
 impl Checkout {
     /// Returns the connection to the pool (call when the response body has ended).
     pub fn release(self) {
         if !self.sender.is_closed() {
-            self.pool.host.idle.lock().push(Idle { sender: self.sender, since: Instant::now() });
+            self.pool.idle.lock().push(Idle { sender: self.sender, since: Instant::now() });
         }
     }
-}
-
-struct HostPoolRef {
-    host: Arc<HostPool>,
 }
 
 /// The HTTP side of one cluster.
 pub struct HttpUpstream {
     pub options: UpstreamHttpOptions,
-    pools: Mutex<HashMap<SocketAddr, Arc<HostPoolRef>>>,
+    pools: Mutex<HashMap<SocketAddr, Arc<HostPool>>>,
 }
 
 /// A response and, for HTTP/1.1, the connection to release once its body is read.
@@ -109,12 +105,8 @@ impl HttpUpstream {
         HttpUpstream { options, pools: Mutex::new(HashMap::new()) }
     }
 
-    fn pool(&self, host: &Host) -> Arc<HostPoolRef> {
-        self.pools
-            .lock()
-            .entry(host.address)
-            .or_insert_with(|| Arc::new(HostPoolRef { host: Arc::new(HostPool::default()) }))
-            .clone()
+    fn pool(&self, host: &Host) -> Arc<HostPool> {
+        self.pools.lock().entry(host.address).or_default().clone()
     }
 
     /// Whether requests to this cluster go out as HTTP/2 (`downstream_h2` for
@@ -144,7 +136,7 @@ impl HttpUpstream {
         // Pooled connections first; a request hyper hands back unsent goes to the next one.
         loop {
             let candidate = {
-                let mut idle = pool.host.idle.lock();
+                let mut idle = pool.idle.lock();
                 let mut found = None;
                 while let Some(i) = idle.pop() {
                     if i.sender.is_closed() || idle_timeout.is_some_and(|t| i.since.elapsed() >= t) {
@@ -196,11 +188,11 @@ impl HttpUpstream {
         &self,
         cluster: &Arc<Cluster>,
         host: &Arc<Host>,
-        pool: &HostPoolRef,
+        pool: &HostPool,
         req: Request<ReqBody>,
     ) -> Result<Sent, SendError> {
         let mut sender = {
-            let mut slot = pool.host.h2.lock().await;
+            let mut slot = pool.h2.lock().await;
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
                 _ => {
@@ -229,13 +221,6 @@ impl HttpUpstream {
         let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
         Ok(Sent { response, checkout: None, upstream_local: None, active })
-    }
-
-    /// Drops idle connections older than `max_idle` (called from the cluster's cleanup tick).
-    pub fn reap(&self, max_idle: Duration) {
-        for p in self.pools.lock().values() {
-            p.host.idle.lock().retain(|i| !i.sender.is_closed() && i.since.elapsed() < max_idle);
-        }
     }
 }
 

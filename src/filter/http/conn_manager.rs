@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -716,10 +715,6 @@ pub fn http_to_grpc_status(status: u16) -> u32 {
     }
 }
 
-pub fn method_is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
-}
-
 /// Status from a u16, 500 when out of range.
 pub fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -727,7 +722,3 @@ pub fn status(code: u16) -> StatusCode {
 
 /// The vhost/route pair a reply was produced for (header mutations).
 pub type Matched<'a> = Option<(&'a VirtualHost, &'a Route)>;
-
-pub fn empty_body() -> Bytes {
-    Bytes::new()
-}
