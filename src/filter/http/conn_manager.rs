@@ -314,15 +314,24 @@ impl HttpConnectionManager {
         let is_grpc = is_grpc(&parts.headers);
         tail.is_grpc = is_grpc;
         self.mutate_request_headers(&mut parts, &conn, &mut tail);
-        let authority = request_authority(&parts).to_string();
-        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        // Snapshots that outlive the filters' edits of `parts`: reference-counted clones, no copy.
+        // `:authority` (HTTP/2) before `Host` (HTTP/1.1), as `request_authority`.
+        let uri_authority = parts.uri.authority().cloned();
+        let host = if uri_authority.is_none() { parts.headers.get(header::HOST).cloned() } else { None };
+        let authority = uri_authority
+            .as_ref()
+            .map(|a| a.as_str())
+            .or_else(|| host.as_ref().and_then(|v| v.to_str().ok()))
+            .unwrap_or("");
+        let pq = parts.uri.path_and_query().cloned();
+        let path_and_query = pq.as_ref().map_or("/", |p| p.as_str());
         if self.max_requests_per_connection.is_some_and(|m| conn.requests.load(Ordering::Relaxed) >= u64::from(m)) {
             s.downstream_cx_max_requests_reached.inc();
             tail.close_connection = true;
         }
         let selection = self.routes.select(&RequestView {
-            authority: &authority,
-            path: &path_and_query,
+            authority,
+            path: path_and_query,
             method: &parts.method,
             headers: &parts.headers,
         });
@@ -338,14 +347,16 @@ impl HttpConnectionManager {
         tail.route_name = route.name.clone();
         // The cluster, known before the filters run so they can see it.
         let mut weighted = None;
-        let cluster_name: Option<String> = match &route.action {
+        let cluster_name: Option<std::borrow::Cow<'_, str>> = match &route.action {
             RouteAction::Forward(f) => match &f.cluster {
-                ClusterChoice::Name(n) => Some(n.clone()),
-                ClusterChoice::Header(h) => parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string),
+                ClusterChoice::Name(n) => Some(n.as_str().into()),
+                ClusterChoice::Header(h) => {
+                    parts.headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.to_string().into())
+                }
                 ClusterChoice::Weighted(w) => {
                     let picked = w.pick(rand::random::<u64>());
                     weighted = Some(picked);
-                    Some(picked.name.clone())
+                    Some(picked.name.as_str().into())
                 }
             },
             _ => None,
@@ -375,7 +386,7 @@ impl HttpConnectionManager {
                 s.rq_direct_response.inc();
                 let mut reply = LocalReply::new(*status, "", ResponseFlags::default(), "direct_response");
                 if let Some(loc) =
-                    super::route_table::direct_response_location(*status, conn.scheme(), &authority, &path_and_query)
+                    super::route_table::direct_response_location(*status, conn.scheme(), authority, path_and_query)
                 {
                     if let Ok(v) = HeaderValue::from_str(&loc) {
                         reply.headers.push((header::LOCATION, v));
@@ -387,7 +398,7 @@ impl HttpConnectionManager {
                 // Envoy 1.40 counts route redirects under rq_direct_response (rq_redirect is
                 // for internal redirects), whatever its docs say.
                 s.rq_direct_response.inc();
-                let location = r.location(route, conn.scheme(), &authority, &path_and_query);
+                let location = r.location(route, conn.scheme(), authority, path_and_query);
                 let mut reply = LocalReply::new(r.status(), "", ResponseFlags::default(), "via_route_redirect");
                 if let Ok(v) = HeaderValue::from_str(&location) {
                     reply.headers.push((header::LOCATION, v));
@@ -435,8 +446,8 @@ impl HttpConnectionManager {
                     cluster,
                     ws,
                     tail,
-                    &authority,
-                    &path_and_query,
+                    authority,
+                    path_and_query,
                 ))
                 .await
             }

@@ -4,6 +4,7 @@
 //! of its upstream HTTP/1.1 connection to the pool all happen when the response body ends
 //! (or the stream is dropped), in [`StreamTail`]'s `Drop`.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -104,18 +105,18 @@ impl RespBody {
             match kind {
                 Deadline::Route => {
                     t.flags.set(ResponseFlags::UT);
-                    t.details = Some("response_timeout".to_string());
+                    t.details = Some(Cow::Borrowed("response_timeout"));
                     if let Some(c) = &t.upstream_cluster {
                         c.stats.upstream_rq_timeout.inc();
                     }
                 }
                 Deadline::MaxDuration => {
-                    t.details = Some("max_duration_timeout".to_string());
+                    t.details = Some(Cow::Borrowed("max_duration_timeout"));
                     t.hcm.stats.downstream_rq_max_duration_reached.inc();
                 }
                 Deadline::Idle => {
                     t.flags.set(ResponseFlags::SI);
-                    t.details = Some("stream_idle_timeout".to_string());
+                    t.details = Some(Cow::Borrowed("stream_idle_timeout"));
                     t.hcm.stats.downstream_rq_idle_timeout.inc();
                 }
             }
@@ -237,7 +238,8 @@ pub struct StreamTail {
     pub route_name: Option<String>,
     pub trusted_address: Option<IpAddr>,
     pub flags: ResponseFlags,
-    pub details: Option<String>,
+    /// `%RESPONSE_CODE_DETAILS%` (a static string on the common paths: no allocation).
+    pub details: Option<Cow<'static, str>>,
     pub response_code: Option<u16>,
     pub upstream_host: Option<SocketAddr>,
     pub upstream_local: Option<SocketAddr>,
@@ -329,7 +331,7 @@ impl StreamTail {
     ) -> Response<RespBody> {
         self.local = true;
         self.flags.set(reply.flags);
-        self.details = Some(reply.details.clone().into_owned());
+        self.details = Some(reply.details.clone());
         let mut h = HeaderMap::new();
         let (code, body) = if self.is_grpc {
             let grpc = reply.grpc_status.unwrap_or_else(|| http_to_grpc_status(reply.status));
@@ -448,7 +450,7 @@ impl StreamTail {
             bytes_sent: self.bytes_sent,
             protocol: Some(self.protocol),
             response_code: self.response_code,
-            response_code_details: self.details.clone(),
+            response_code_details: self.details.as_ref().map(|d| d.to_string()),
             response_flags: self.flags,
             upstream_host: self.upstream_host,
             upstream_cluster: self.upstream_cluster.as_ref().map(|c| c.config.stat_name().to_string()),

@@ -2,6 +2,7 @@
 //! back, with Envoy's timeouts, retries (and their stats), request mirroring, WebSocket
 //! upgrades and local replies for upstream failures.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -122,22 +123,22 @@ pub async fn forward(
             h.insert(X_ENVOY_EXPECTED_RQ_TIMEOUT_MS.clone(), v);
         }
     }
-    let mut upstream_path = path.to_string();
+    let mut upstream_path = Cow::Borrowed(path);
     if let Some(new) = fwd.rewrite_path(route, path) {
         if let Ok(v) = HeaderValue::from_str(path) {
             if !hcm.suppress_envoy_headers {
                 h.insert(X_ENVOY_ORIGINAL_PATH.clone(), v);
             }
         }
-        upstream_path = new;
+        upstream_path = Cow::Owned(new);
     }
-    let mut upstream_authority = authority.to_string();
+    let mut upstream_authority = Cow::Borrowed(authority);
     match &fwd.host_rewrite {
         HostRewrite::None | HostRewrite::Auto => {}
-        HostRewrite::Literal(v) => upstream_authority = v.to_str().unwrap_or(authority).to_string(),
+        HostRewrite::Literal(v) => upstream_authority = Cow::Borrowed(v.to_str().unwrap_or(authority)),
         HostRewrite::Header(name) => {
             if let Some(v) = h.get(name).and_then(|v| v.to_str().ok()) {
-                upstream_authority = v.to_string();
+                upstream_authority = Cow::Owned(v.to_string());
             }
         }
     }
@@ -169,8 +170,8 @@ pub async fn forward(
         };
         tail.upstream_host = Some(host.address);
         let authority_now = match fwd.host_rewrite {
-            HostRewrite::Auto if !host.hostname.is_empty() => host.hostname.clone(),
-            _ => upstream_authority.clone(),
+            HostRewrite::Auto if !host.hostname.is_empty() => host.hostname.as_str(),
+            _ => &upstream_authority,
         };
         // The headers are kept for another try only when one can happen.
         let mut headers = if retries.max > 0 || !fwd.mirrors.is_empty() {
@@ -199,7 +200,7 @@ pub async fn forward(
         } else {
             first_body.take().map_or(ReqBody::Empty, ReqBody::Stream)
         };
-        let req = match build_request(&parts.method, &authority_now, &upstream_path, headers, body, h2) {
+        let req = match build_request(&parts.method, authority_now, &upstream_path, headers, body, h2) {
             Some(r) => r,
             None => {
                 let reply = LocalReply::new(400, "", ResponseFlags::default(), "invalid_url");
@@ -270,7 +271,7 @@ pub async fn forward(
                 tail.checkout = sent.checkout;
                 tail.active_rq = Some(sent.active);
                 tail.response_code = Some(code);
-                tail.details = Some("via_upstream".to_string());
+                tail.details = Some(Cow::Borrowed("via_upstream"));
                 if let Some(t) = &tee {
                     start_mirrors(hcm, fwd, &parts, &upstream_authority, &upstream_path, t.full_body());
                 } else if ended {
