@@ -475,11 +475,7 @@ impl HttpConnectionManager {
         let edge = self.use_remote_address && !internal;
         if edge {
             // Envoy strips its control headers from external requests.
-            let names: Vec<HeaderName> = h
-                .keys()
-                .filter(|k| k.as_str().starts_with("x-envoy-") && !is_kept_envoy_header(k.as_str()))
-                .cloned()
-                .collect();
+            let names: Vec<HeaderName> = h.keys().filter(|k| is_envoy_control_header(k.as_str())).cloned().collect();
             for n in names {
                 h.remove(&n);
             }
@@ -655,10 +651,10 @@ fn xff_entry(h: &HeaderMap, hops: u32) -> Option<IpAddr> {
     all.get(idx)?.parse().ok()
 }
 
-/// `x-envoy-*` headers Envoy keeps on external requests (`cleanInternalHeaders` removes the rest
-/// of its control headers).
-fn is_kept_envoy_header(name: &str) -> bool {
-    !matches!(
+/// Envoy's control headers, which `cleanInternalHeaders` removes from external requests (other
+/// `x-envoy-*` headers pass).
+fn is_envoy_control_header(name: &str) -> bool {
+    matches!(
         name,
         "x-envoy-decorator-operation"
             | "x-envoy-downstream-service-cluster"

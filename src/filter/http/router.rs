@@ -80,7 +80,7 @@ pub async fn forward(
     path: &str,
 ) -> Response<RespBody> {
     tail.upstream_cluster = Some(cluster.clone());
-    tail.request_id = parts.headers.get(super::conn_manager::X_REQUEST_ID.clone()).cloned();
+    tail.request_id = parts.headers.get(&super::conn_manager::X_REQUEST_ID).cloned();
     let h = &mut parts.headers;
 
     // Timeouts: the route's, or the request's override. A route with `max_stream_duration`
