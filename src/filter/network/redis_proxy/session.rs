@@ -30,6 +30,7 @@ use super::router::Route;
 use super::upstream::{HostConns, UpstreamRequest};
 use super::RedisProxy;
 use crate::config::redis_proxy::FaultKind;
+use crate::filter::network::sock::try_read_drained;
 use crate::filter::ConnContext;
 
 /// Requests in flight per client before the session stops reading.
@@ -136,7 +137,7 @@ impl Session {
                 r = stream.readable(), if can_read => {
                     r?;
                     rbuf.reserve(READ_CHUNK);
-                    match stream.try_read_buf(&mut rbuf) {
+                    match try_read_drained(stream, &mut rbuf) {
                         Ok(0) => eof = true,
                         Ok(n) => {
                             self.proxy.stats.downstream_cx_rx_bytes_total.add(n as u64);

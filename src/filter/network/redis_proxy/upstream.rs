@@ -28,6 +28,7 @@ use legate_codecs::redis::{Scanner, REPLY_LIMITS};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::filter::network::sock::try_read_drained;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::host::Host;
 
@@ -308,11 +309,14 @@ impl<'t> Live<'t> {
                 m = rx.recv(), if self.wbuf.len() < WRITE_HIGH_WATER => match m {
                     Some(r) => {
                         self.enqueue(r);
-                        while self.wbuf.len() < WRITE_HIGH_WATER {
-                            match rx.try_recv() {
-                                Ok(r) => self.enqueue(r),
-                                Err(_) => break,
-                            }
+                        self.drain(rx);
+                        if self.flush_at.is_some_and(|t| t <= Instant::now()) {
+                            // A flush is due now: let the other clients that are ready on this
+                            // worker add their requests first (one scheduler pass), so that they
+                            // share one write instead of one write each (twemproxy batches the
+                            // same way, per event loop turn).
+                            tokio::task::yield_now().await;
+                            self.drain(rx);
                         }
                     }
                     None => return End::Shutdown,
@@ -331,6 +335,16 @@ impl<'t> Live<'t> {
                     }
                     armed_for = None;
                 }
+            }
+        }
+    }
+
+    /// Moves queued requests into the write buffer, up to the high-water mark.
+    fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<UpstreamRequest>) {
+        while self.wbuf.len() < WRITE_HIGH_WATER {
+            match rx.try_recv() {
+                Ok(r) => self.enqueue(r),
+                Err(_) => break,
             }
         }
     }
@@ -358,12 +372,17 @@ impl<'t> Live<'t> {
     fn read(&mut self) -> Option<End> {
         loop {
             self.rbuf.reserve(READ_CHUNK);
-            match self.stream.try_read_buf(&mut self.rbuf) {
+            let room = self.rbuf.capacity() - self.rbuf.len();
+            match try_read_drained(&self.stream, &mut self.rbuf) {
                 Ok(0) => return Some(End::Remote),
                 Ok(n) => {
                     self.task.cluster.stats.upstream_cx_rx_bytes_total.add(n as u64);
                     if let Some(end) = self.parse() {
                         return Some(end);
+                    }
+                    if n < room {
+                        // Drained (readiness cleared): wait for the next `readable()`.
+                        return None;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
