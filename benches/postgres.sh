@@ -11,6 +11,10 @@
 #     -o DIR        results directory (default benches/results/postgres-<timestamp>)
 #     --quick       smoke test: 1 round, -T 3
 #     --no-sql      Legate with enable_sql_parsing: false as well (an extra target)
+#     --ssl         clients use TLS (PGSSLMODE=require): PostgreSQL with ssl=on (direct),
+#                   Legate terminating it (terminate_ssl, starttls socket, clear to the
+#                   server), pgbouncer with client_tls_sslmode=require (clear to the server).
+#                   No haproxy: it cannot answer PostgreSQL's in-band SSLRequest.
 #     --no-build    do not run `cargo build --release`
 #     -h, --help    this text
 #   Environment: LEGATE_BIN (default <repo>/target/release/legate), BASE_PORT (default 25400).
@@ -20,18 +24,20 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$BENCH_DIR/.." && pwd)
 # shellcheck source=benches/lib.sh
 . "$BENCH_DIR/lib.sh"
-ROUNDS=3; T=10; OUTDIR=""; BUILD=1; NOSQL=0
+ROUNDS=3; T=10; OUTDIR=""; BUILD=1; NOSQL=0; SSL=0
 while [ $# -gt 0 ]; do
   case $1 in
     -t) T=$2; shift 2;;
     --quick) ROUNDS=1; T=3; shift;;
     --no-sql) NOSQL=1; shift;;
+    --ssl) SSL=1; shift;;
     *) common_opt "$@"; shift "$OPT_SHIFT";;
   esac
 done
 
 need pgbench "apt-get install postgresql-client"
-need haproxy "apt-get install haproxy"
+[ "$SSL" = 1 ] || need haproxy "apt-get install haproxy"
+[ "$SSL" = 1 ] && need openssl "apt-get install openssl"
 need pgbouncer "apt-get install pgbouncer"
 need ss "apt-get install iproute2"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -60,12 +66,24 @@ fi
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
+# ---------------------------------------------------------------- certificate (--ssl)
+PG_SSL=()
+if [ "$SSL" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=localhost -days 2 \
+    -keyout "$OUTDIR/conf/server.key" -out "$OUTDIR/conf/server.crt" >"$OUTDIR/logs/openssl.log" 2>&1 \
+    || die "openssl failed: see $OUTDIR/logs/openssl.log"
+  chmod 600 "$OUTDIR/conf/server.key"
+  [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTDIR/conf"
+  PG_SSL=(-c ssl=on -c ssl_cert_file="$OUTDIR/conf/server.crt" -c ssl_key_file="$OUTDIR/conf/server.key")
+  export PGSSLMODE=require PGGSSENCMODE=disable
+fi
+
 # ---------------------------------------------------------------- PostgreSQL
 log "initdb"
 "${AS_PG[@]}" "$PGBIN/initdb" -D "$OUTDIR/pgdata" -A trust -U postgres --no-sync >"$OUTDIR/logs/initdb.log" 2>&1 \
   || die "initdb failed: see $OUTDIR/logs/initdb.log"
 start_bg postgres "$OUTDIR/logs/postgres.log" "${AS_PG[@]}" "$PGBIN/postgres" -D "$OUTDIR/pgdata" -p "$PG" -c listen_addresses=127.0.0.1 \
-  -c unix_socket_directories="$OUTDIR" -c fsync=off -c synchronous_commit=off -c max_connections=100
+  -c unix_socket_directories="$OUTDIR" -c fsync=off -c synchronous_commit=off -c max_connections=100 "${PG_SSL[@]}"
 PG_PID=$LAST_PID
 wait_tcp "$PG" 30 || die "postgres did not start: see $OUTDIR/logs/postgres.log"
 sleep 1
@@ -74,6 +92,21 @@ pgbench -i -s 1 -q -h 127.0.0.1 -p "$PG" -U postgres postgres >"$OUTDIR/logs/pgb
 
 # ---------------------------------------------------------------- proxies
 legate_conf() {  # port admin_port sql_parsing
+  local tls="" term=""
+  if [ "$SSL" = 1 ]; then
+    term="
+          terminate_ssl: true"
+    tls="
+      transport_socket:
+        name: envoy.transport_sockets.starttls
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.transport_sockets.starttls.v3.StartTlsConfig
+          tls_socket_config:
+            common_tls_context:
+              tls_certificates:
+              - certificate_chain: {filename: $OUTDIR/conf/server.crt}
+                private_key: {filename: $OUTDIR/conf/server.key}"
+  fi
   cat <<YAML
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: $2}}
@@ -87,12 +120,12 @@ static_resources:
         typed_config:
           '@type': type.googleapis.com/envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy
           stat_prefix: pg
-          enable_sql_parsing: $3
+          enable_sql_parsing: $3$term
       - name: envoy.filters.network.tcp_proxy
         typed_config:
           '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
           stat_prefix: pg_tcp
-          cluster: pg
+          cluster: pg$tls
   clusters:
   - name: pg
     type: STATIC
@@ -114,7 +147,14 @@ if [ "$NOSQL" = 1 ]; then
   wait_tcp "$LEG2" 30 || die "legate (no sql parsing) did not start"
   TARGETS="direct legate legate-nosql haproxy pgbouncer"
 fi
+# The server side stays clear for the proxies (they terminate the clients' TLS).
+BOUNCER_TLS=""
+[ "$SSL" = 1 ] && BOUNCER_TLS="client_tls_sslmode = require
+client_tls_key_file = $OUTDIR/conf/server.key
+client_tls_cert_file = $OUTDIR/conf/server.crt
+server_tls_sslmode = disable"
 
+if [ "$SSL" = 0 ]; then
 cat >"$OUTDIR/conf/haproxy.cfg" <<CFG
 global
   nbthread 1
@@ -132,6 +172,9 @@ backend pg
 CFG
 start_bg haproxy "$OUTDIR/logs/haproxy.log" haproxy -f "$OUTDIR/conf/haproxy.cfg" -db
 wait_tcp "$HAP" 30 || die "haproxy did not start"
+else
+  TARGETS=${TARGETS/ haproxy/}
+fi
 
 echo '"postgres" ""' >"$OUTDIR/conf/userlist.txt"
 cat >"$OUTDIR/conf/pgbouncer.ini" <<INI
@@ -148,6 +191,7 @@ max_client_conn = 200
 default_pool_size = 40
 logfile =
 pidfile =
+$BOUNCER_TLS
 INI
 [ "$(id -u)" = 0 ] && chown -R postgres:postgres "$OUTDIR/conf"
 start_bg pgbouncer "$OUTDIR/logs/pgbouncer.log" "${AS_PG[@]}" pgbouncer "$OUTDIR/conf/pgbouncer.ini"
@@ -177,15 +221,17 @@ for ((r=1; r<=ROUNDS; r++)); do
 done
 
 # Legate's own view of the last run: the counts must match what pgbench did.
-curl -s "http://127.0.0.1:$LEG_ADMIN/stats?filter=^postgres\\.pg\\.(statements|statements_select|transactions|sessions|errors|protocol_errors|statements_parsed)$" \
+curl -s "http://127.0.0.1:$LEG_ADMIN/stats?filter=^postgres\\.pg\\.(statements|statements_select|transactions|sessions|sessions_terminated_ssl|errors|protocol_errors|statements_parsed)$" \
   >"$OUTDIR/legate-stats.txt" 2>/dev/null || true
 
 # ---------------------------------------------------------------- summary (medians)
 col() { awk -F, -v t="$1" -v c="$2" 'NR>1 && $1==t && $c!="NA" {print $c}' "$RAW" | median; }
 D_TPS=$(col direct 3); B_TPS=$(col pgbouncer 3); B_PER=$(col pgbouncer 6); H_PER=$(col haproxy 6)
-BEST_PER=$(awk -v a="$B_PER" -v b="$H_PER" 'BEGIN {print (a > b ? a : b)}')
+[ "$H_PER" = NA ] && H_PER=0  # --ssl: no haproxy
+BEST_PER=$(awk -v a="$B_PER" -v b="$H_PER" 'BEGIN {print (a + 0 > b + 0 ? a : b)}')
 {
-  echo "pgbench -S -c 16 -j 2 -T $T, $ROUNDS round(s), medians; $(nproc) cores; $(date -u +%FT%TZ)"
+  ssl=""; [ "$SSL" = 1 ] && ssl=", clients over TLS (sslmode=require)"
+  echo "pgbench -S -c 16 -j 2 -T $T$ssl, $ROUNDS round(s), medians; $(nproc) cores; $(date -u +%FT%TZ)"
   echo
   echo "| target | TPS | × direct | × pgbouncer TPS | tx per proxy-CPU-s | × best of pgbouncer/haproxy |"
   echo "|---|---|---|---|---|---|"

@@ -147,6 +147,14 @@ fn build_chain(
     buffer_limit: usize,
 ) -> Result<FilterChain, String> {
     let (store, cm) = (b.store, b.cm);
+    let starttls_server = match &cfg.starttls {
+        Some(t) => Some(
+            crate::tls::server::TlsServer::new(t, store, ssl_prefix)
+                .map_err(|e| format!("{}.transport_socket: {e}", cfg.path))?,
+        ),
+        None => None,
+    };
+    let mut starttls = None;
     let mut terminal = None;
     let mut observers: Vec<Arc<dyn crate::filter::ObserverFactory>> = Vec::new();
     for f in &cfg.filters {
@@ -161,7 +169,11 @@ fn build_chain(
                 MongoProxy::new(m, store, b.runtime).map_err(|e| format!("{}: {e}", m.path))?,
             ))),
             NetworkFilterConfig::PostgresProxy(p) => {
-                observers.push(Arc::new(crate::filter::network::postgres_proxy::PostgresProxy::new(p, store)))
+                let proxy = crate::filter::network::postgres_proxy::PostgresProxy::new(p, store);
+                if starttls.is_none() {
+                    starttls = proxy.starttls(p, starttls_server.as_ref());
+                }
+                observers.push(Arc::new(proxy))
             }
             NetworkFilterConfig::HttpConnectionManager(h) => {
                 terminal = Some(Terminal::Http(Arc::new(
@@ -191,7 +203,7 @@ fn build_chain(
         ),
         None => None,
     };
-    Ok(FilterChain { name: cfg.name.clone(), observers, terminal, tls })
+    Ok(FilterChain { name: cfg.name.clone(), observers, terminal, tls, starttls })
 }
 
 /// What building a listener needs from its generation.

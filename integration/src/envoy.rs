@@ -64,6 +64,11 @@ pub struct Envoy {
 impl Envoy {
     /// Serves `yaml` with `--concurrency 2` and waits until `/ready` says LIVE.
     pub fn start(yaml: &str) -> Envoy {
+        Envoy::start_with(yaml, &[])
+    }
+
+    /// `start` with extra command-line arguments.
+    pub fn start_with(yaml: &str, extra: &[&str]) -> Envoy {
         let dir = TempDir::new("envoy");
         let config = dir.write("envoy.yaml", yaml);
         let admin_file = dir.path().join("admin_address");
@@ -74,6 +79,7 @@ impl Envoy {
             .arg(&admin_file)
             .args(["--base-id", &unique_base_id().to_string()])
             .args(["--concurrency", "2", "-l", "warning"])
+            .args(extra)
             .current_dir(dir.path());
         let mut proc = Proc::spawn("envoy", cmd, &dir);
         let admin: SocketAddr = wait_until("envoy to write its admin address", PATIENCE, || {

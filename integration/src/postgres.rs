@@ -206,3 +206,26 @@ pub fn pgbench_processed(out: &Finished) -> u64 {
     let n = line.split(':').nth(1).and_then(|s| s.trim().split('/').next()).and_then(|s| s.trim().parse().ok());
     n.unwrap_or_else(|| panic!("cannot read the transaction count in {line:?}"))
 }
+
+/// A listener `pg` on an ephemeral port: postgres_proxy (`stat_prefix: pg`, plus the YAML lines
+/// `filter_extra` under its typed_config) before tcp_proxy to cluster `pg`; `chain_extra` is
+/// appended to the filter chain (a `transport_socket`, say).
+pub fn pg_listener(filter_extra: &str, chain_extra: &str) -> String {
+    format!(
+        "  - name: pg
+    address:
+      socket_address: {{address: 127.0.0.1, port_value: 0}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.postgres_proxy
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy
+          stat_prefix: pg
+{filter_extra}      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: pg_tcp
+          cluster: pg
+{chain_extra}"
+    )
+}

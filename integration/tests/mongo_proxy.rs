@@ -194,19 +194,21 @@ fn mockupdb_scripted_errors_and_a_legacy_op_query_are_counted_exactly() {
 }
 
 #[test]
-fn mongo_proxy_config_refuses_delay_and_suggests_misspelt_fields() {
+fn mongo_proxy_config_checks_delay_and_suggests_misspelt_fields() {
     let dir = TempDir::new("mongocfg");
-    let listener = mongo_listener(
-        "m",
-        "m",
-        "c",
-        "commands: [find]\nemit_dynamic_metadata: true\ndelay: {fixed_delay: 1s, percentage: {numerator: 50}}\nacces_log: /tmp/x",
+    let validate = |extra: &str| {
+        let listener = mongo_listener("m", "m", "c", extra);
+        let yaml = bootstrap(&[listener], &[static_cluster("c", &["127.0.0.1:1".parse().expect("addr")])]);
+        let out = legate_integration::legate::validate(&dir.write("m.yaml", &yaml), &[]);
+        (out.code, format!("{}{}", out.stdout, out.stderr))
+    };
+    let (code, text) = validate(
+        "commands: [find]\nemit_dynamic_metadata: true\ndelay: {fixed_delay: 1s, percentage: {numerator: 50}}",
     );
-    let yaml = bootstrap(&[listener], &[static_cluster("c", &["127.0.0.1:1".parse().expect("addr")])]);
-    let path = dir.write("m.yaml", &yaml);
-    let out = legate_integration::legate::validate(&path, &[]);
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("field 'delay' of MongoProxy is not supported by Legate"), "{text}");
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = validate("delay: {fixed_delay: 0s, percentage: {numerator: 50}}\nacces_log: /tmp/x");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("fixed_delay must be greater than 0s"), "{text}");
+    assert!(text.contains(".delay.fixed_delay"), "the error names the YAML path: {text}");
     assert!(text.contains("unknown field 'acces_log' in MongoProxy (did you mean 'access_log'?)"), "{text}");
 }

@@ -9,28 +9,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use legate_codecs::postgres::backend::BackendMessage;
 use legate_codecs::postgres::{decode_backend, encode};
-use legate_integration::postgres::{pgbench, pgbench_processed, psql, psql_conninfo, PgServer, USER};
+use legate_integration::postgres::{pg_listener, pgbench, pgbench_processed, psql, psql_conninfo, PgServer, USER};
 use legate_integration::process::{require_binary, run_to_end, TempDir};
 use legate_integration::{yaml, Legate, Stats};
 
 fn config(pg_port: u16, filter_extra: &str) -> String {
-    let listener = format!(
-        "  - name: pg
-    address:
-      socket_address: {{address: 127.0.0.1, port_value: 0}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.postgres_proxy
-        typed_config:
-          '@type': type.googleapis.com/envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy
-          stat_prefix: pg
-{filter_extra}      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          '@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: pg_tcp
-          cluster: pg
-"
-    );
+    let listener = pg_listener(filter_extra, "");
     yaml::bootstrap(&[listener], &[yaml::cluster("pg", "STATIC", "ROUND_ROBIN", &[("127.0.0.1", pg_port)], "")])
 }
 
@@ -388,16 +372,4 @@ fn an_ssl_session_passes_through_and_counts_as_encrypted() {
     assert_eq!((v(&s, "sessions"), v(&s, "sessions_encrypted"), v(&s, "sessions_unencrypted")), (1, 1, 0));
     assert_eq!(v(&s, "statements"), 0, "encrypted traffic is not decoded");
     assert_eq!(v(&s, "protocol_errors"), 0);
-}
-
-#[test]
-fn tls_termination_is_a_config_error_until_legate_has_tls() {
-    let dir = TempDir::new("pg-cfg");
-    let yaml = config(5432, "          terminate_ssl: true\n          upstream_ssl: REQUIRE\n");
-    let path = dir.write("bad.yaml", &yaml);
-    let out = legate_integration::legate::validate(&path, &[]);
-    assert_ne!(out.code, Some(0));
-    let text = format!("{}{}", out.stdout, out.stderr);
-    assert!(text.contains("terminate_ssl") && text.contains("needs TLS support"), "{text}");
-    assert!(text.contains("upstream_ssl: REQUIRE needs TLS support"), "{text}");
 }

@@ -77,3 +77,19 @@ fn every_upstream_host_name_in_the_examples_is_a_compose_service() {
         assert!(hosts.contains(h), "host {h} not found; scanned {hosts:?}");
     }
 }
+
+/// Two services publishing one host port cannot both start (`docker compose up` fails with
+/// "port is already allocated"); `docker-compose config -q` does not notice.
+#[test]
+fn no_host_port_is_published_twice() {
+    let re = regex::Regex::new(r#"^\s*-\s*"(\d+):\d+(?:/(?:tcp|udp))?""#).expect("regex");
+    let mut seen = BTreeSet::new();
+    for line in compose().lines() {
+        if let Some(c) = re.captures(line) {
+            let proto = if line.contains("/udp") { "udp" } else { "tcp" };
+            let port = format!("{}/{proto}", &c[1]);
+            assert!(seen.insert(port.clone()), "docker-compose.yml publishes host port {port} twice");
+        }
+    }
+    assert!(seen.len() >= 5, "the scan found the published ports: {seen:?}");
+}

@@ -24,6 +24,9 @@ pub enum DiscoveryType {
     Static,
     StrictDns,
     LogicalDns,
+    /// `cluster_type: envoy.clusters.redis`: seeds from `load_assignment` (IPs or names), hosts
+    /// from `CLUSTER SLOTS`.
+    RedisCluster,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +41,20 @@ pub enum DnsLookupFamily {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LbPolicyConfig {
     RoundRobin,
-    LeastRequest { choice_count: u32, active_request_bias: f64 },
+    LeastRequest {
+        choice_count: u32,
+        active_request_bias: f64,
+    },
     Random,
-    RingHash { minimum_ring_size: u64, maximum_ring_size: u64 },
-    Maglev { table_size: u64 },
+    RingHash {
+        minimum_ring_size: u64,
+        maximum_ring_size: u64,
+    },
+    Maglev {
+        table_size: u64,
+    },
+    /// `CLUSTER_PROVIDED`: the cluster type picks hosts (Redis Cluster: by hash slot).
+    ClusterProvided,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,10 +108,15 @@ pub struct ClusterConfig {
     pub tcp_keepalive: bool,
     /// `transport_socket` with an `UpstreamTlsContext`: TLS toward every host.
     pub tls: Option<super::upstream_tls::UpstreamTlsConfig>,
+    /// `transport_socket` with an `UpstreamStartTlsConfig`: plain TCP until postgres_proxy's
+    /// `upstream_ssl` switches a connection to TLS.
+    pub starttls: Option<super::upstream_tls::UpstreamTlsConfig>,
     /// `typed_extension_protocol_options`, kept raw for the protocol filters that read them.
     pub protocol_options: Value,
     /// The `envoy.extensions.upstreams.http.v3.HttpProtocolOptions` entry, decoded.
     pub http_options: super::http::UpstreamHttpOptions,
+    /// `cluster_type: envoy.clusters.redis` settings.
+    pub redis_cluster: Option<super::redis_cluster::RedisClusterConfig>,
     /// The cluster as written, for `/config_dump`.
     pub raw: Value,
 }
@@ -117,7 +135,8 @@ impl ClusterConfig {
     pub fn decode(o: &mut Obj, raw: &Value) -> ClusterConfig {
         let name = o.req_string("name");
         let alt_stat_name = o.string("alt_stat_name");
-        let discovery = match o.enumeration("type", &["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"]) {
+        let mut discovery = match o.enumeration("type", &["STATIC", "STRICT_DNS", "LOGICAL_DNS", "EDS", "ORIGINAL_DST"])
+        {
             Some("STRICT_DNS") => DiscoveryType::StrictDns,
             Some("LOGICAL_DNS") => DiscoveryType::LogicalDns,
             Some(other @ ("EDS" | "ORIGINAL_DST")) => {
@@ -126,11 +145,24 @@ impl ClusterConfig {
             }
             _ => DiscoveryType::Static,
         };
-        if o.has("cluster_type") {
-            o.error("cluster_type", "custom cluster types are not supported by Legate yet");
+        let type_given = o.has("type");
+        let redis_cluster = o
+            .obj("cluster_type", "CustomClusterType")
+            .and_then(|mut ct| super::redis_cluster::decode_cluster_type(&mut ct));
+        if redis_cluster.is_some() {
+            if type_given {
+                o.error("type", "'type' and 'cluster_type' are mutually exclusive");
+            }
+            discovery = DiscoveryType::RedisCluster;
         }
         let connect_timeout = o.duration("connect_timeout").unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let lb_policy = decode_lb(o);
+        if lb_policy == LbPolicyConfig::ClusterProvided && redis_cluster.is_none() {
+            o.error(
+                "lb_policy",
+                "lb_policy CLUSTER_PROVIDED needs a cluster type that provides a load balancer (cluster_type envoy.clusters.redis)",
+            );
+        }
         let localities = decode_load_assignment(o, discovery);
         if o.has("hosts") {
             o.error("hosts", "the deprecated 'hosts' field was removed from the v3 API; use 'load_assignment'");
@@ -161,9 +193,14 @@ impl ClusterConfig {
                 k
             })
             .unwrap_or(false);
-        let tls = o
+        let (tls, starttls) = match o
             .obj("transport_socket", "TransportSocket")
-            .and_then(|mut ts| super::upstream_tls::decode_cluster_transport_socket(&mut ts));
+            .and_then(|mut ts| super::upstream_tls::decode_cluster_transport_socket(&mut ts))
+        {
+            Some(super::upstream_tls::ClusterTls::Tls(t)) => (Some(t), None),
+            Some(super::upstream_tls::ClusterTls::StartTls(t)) => (None, Some(t)),
+            None => (None, None),
+        };
         let protocol_options = o.raw("typed_extension_protocol_options").cloned().unwrap_or(Value::Null);
         let http_options = super::http::UpstreamHttpOptions::decode_from_cluster(o);
         o.finish(&[
@@ -211,8 +248,10 @@ impl ClusterConfig {
             high_thresholds,
             tcp_keepalive,
             tls,
+            starttls,
             protocol_options,
             http_options,
+            redis_cluster,
             raw: raw.clone(),
         }
     }
@@ -230,7 +269,8 @@ fn decode_lb(o: &mut Obj) -> LbPolicyConfig {
         "RING_HASH" => LbPolicyConfig::RingHash { minimum_ring_size: 1024, maximum_ring_size: 8 * 1024 * 1024 },
         "RANDOM" => LbPolicyConfig::Random,
         "MAGLEV" => LbPolicyConfig::Maglev { table_size: 65537 },
-        "CLUSTER_PROVIDED" | "LOAD_BALANCING_POLICY_CONFIG" => {
+        "CLUSTER_PROVIDED" => LbPolicyConfig::ClusterProvided,
+        "LOAD_BALANCING_POLICY_CONFIG" => {
             o.error("lb_policy", format!("lb_policy {policy} is not supported by Legate yet"));
             LbPolicyConfig::RoundRobin
         }

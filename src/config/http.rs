@@ -192,6 +192,10 @@ pub struct HttpConnectionManagerConfig {
     pub strip_matching_host_port: bool,
     pub add_user_agent: bool,
     pub proxy_100_continue: bool,
+    /// `http_protocol_options.accept_http_10` (Envoy: false, HTTP/1.0 gets 426).
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`.
+    pub default_host_for_http_10: Option<String>,
     pub path: String,
 }
 
@@ -280,9 +284,13 @@ impl HttpConnectionManagerConfig {
             .obj("http2_protocol_options", "Http2ProtocolOptions")
             .map(|mut h| Http2Options::decode(&mut h))
             .unwrap_or_default();
+        let mut accept_http_10 = false;
+        let mut default_host_for_http_10 = None;
         if let Some(mut h1) = o.obj("http_protocol_options", "Http1ProtocolOptions") {
-            // HTTP/1.0 and absolute URLs: hyper accepts both; header case is hyper's.
-            h1.accept(&["accept_http_10", "default_host_for_http_10", "allow_absolute_url"]);
+            accept_http_10 = h1.bool("accept_http_10").unwrap_or(false);
+            default_host_for_http_10 = h1.string("default_host_for_http_10").filter(|s| !s.is_empty());
+            // Absolute URLs are always accepted (Envoy's default is true).
+            h1.accept(&["allow_absolute_url"]);
             h1.finish(&[
                 "header_key_format",
                 "enable_trailers",
@@ -362,6 +370,8 @@ impl HttpConnectionManagerConfig {
             strip_matching_host_port,
             add_user_agent,
             proxy_100_continue,
+            accept_http_10,
+            default_host_for_http_10,
             path: o.path.clone(),
         }
     }

@@ -524,35 +524,39 @@ fn warn_zero_percent(o: &Obj, key: &str, what: &str) {
     o.cx.warn(&o.path, format!("{what} has no '{key}': Envoy's default is 0%, so this fault is never injected"));
 }
 
-fn decode_fault(o: &mut Obj) -> FaultConfig {
-    let delay = o.obj("delay", "FaultDelay").and_then(|mut d| {
-        let fixed = d.duration("fixed_delay");
-        let header = d.has("header_delay");
-        let percentage = fractional_percent(&mut d, "percentage");
-        if percentage.is_none() {
-            warn_zero_percent(&d, "percentage", "delay");
+/// Envoy's `extensions.filters.common.fault.v3.FaultDelay`, shared by the HTTP fault filter and
+/// mongo_proxy's `delay`.
+pub(crate) fn decode_fault_delay(d: &mut Obj) -> Option<FaultDelayConfig> {
+    let fixed = d.duration("fixed_delay");
+    let header = d.has("header_delay");
+    let percentage = fractional_percent(d, "percentage");
+    if percentage.is_none() {
+        warn_zero_percent(d, "percentage", "delay");
+    }
+    // `type` is deprecated in Envoy and has the single value FIXED.
+    d.accept(&["type"]);
+    d.finish(&[]);
+    let kind = match (fixed, header) {
+        (Some(_), true) => {
+            d.cx.error(&d.path, "only one of 'fixed_delay' and 'header_delay' may be set");
+            return None;
         }
-        // `type` is deprecated in Envoy and has the single value FIXED.
-        d.accept(&["type"]);
-        d.finish(&[]);
-        let kind = match (fixed, header) {
-            (Some(_), true) => {
-                d.cx.error(&d.path, "only one of 'fixed_delay' and 'header_delay' may be set");
-                return None;
-            }
-            (Some(f), false) if f.is_zero() => {
-                d.error("fixed_delay", "fixed_delay must be greater than 0s");
-                return None;
-            }
-            (Some(f), false) => FaultDelayKind::Fixed(f),
-            (None, true) => FaultDelayKind::Header,
-            (None, false) => {
-                d.cx.error(&d.path, "FaultDelay needs 'fixed_delay' or 'header_delay'");
-                return None;
-            }
-        };
-        Some(FaultDelayConfig { kind, percentage: percentage.unwrap_or(FractionalPercent::ZERO) })
-    });
+        (Some(f), false) if f.is_zero() => {
+            d.error("fixed_delay", "fixed_delay must be greater than 0s");
+            return None;
+        }
+        (Some(f), false) => FaultDelayKind::Fixed(f),
+        (None, true) => FaultDelayKind::Header,
+        (None, false) => {
+            d.cx.error(&d.path, "FaultDelay needs 'fixed_delay' or 'header_delay'");
+            return None;
+        }
+    };
+    Some(FaultDelayConfig { kind, percentage: percentage.unwrap_or(FractionalPercent::ZERO) })
+}
+
+fn decode_fault(o: &mut Obj) -> FaultConfig {
+    let delay = o.obj("delay", "FaultDelay").and_then(|mut d| decode_fault_delay(&mut d));
     let abort = o.obj("abort", "FaultAbort").and_then(|mut a| {
         let mut kinds = Vec::new();
         // FaultAbort.http_status: `[(validate.rules).uint32 = {lt: 600 gte: 200}]`.

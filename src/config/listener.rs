@@ -43,6 +43,9 @@ pub struct FilterChainConfig {
     pub filters: Vec<NetworkFilterConfig>,
     /// TLS termination (`transport_socket` with a `DownstreamTlsContext`).
     pub tls: Option<super::tls::DownstreamTlsConfig>,
+    /// TLS after an in-band switch (`envoy.transport_sockets.starttls`): postgres_proxy's
+    /// `terminate_ssl` / `downstream_ssl`.
+    pub starttls: Option<super::tls::DownstreamTlsConfig>,
     /// Path of the chain in the config, for messages.
     pub path: String,
 }
@@ -270,11 +273,17 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
             o.error("filters", "a terminal filter (tcp_proxy, http_connection_manager, redis_proxy) must be the last and only terminal filter in the chain");
         }
     }
-    let tls = o.obj("transport_socket", "TransportSocket").and_then(|mut ts| {
+    let socket = o.obj("transport_socket", "TransportSocket").and_then(|mut ts| {
         let t = super::tls::DownstreamTlsConfig::decode_transport_socket(&mut ts);
         ts.finish(&[]);
         t
     });
+    let (tls, starttls) = match socket {
+        Some(super::tls::ChainTls::Tls(t)) => (Some(t), None),
+        Some(super::tls::ChainTls::StartTls(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    check_starttls(o, &filters, starttls.is_some());
     if tls.is_some()
         && filters
             .iter()
@@ -286,7 +295,47 @@ fn decode_chain(o: &mut Obj) -> FilterChainConfig {
         );
     }
     o.finish(&["use_proxy_proto", "metadata", "transport_socket_connect_timeout", "filter_chain_match_predicate"]);
-    FilterChainConfig { name, matcher, filters, tls, path: o.path.clone() }
+    FilterChainConfig { name, matcher, filters, tls, starttls, path: o.path.clone() }
+}
+
+/// The starttls socket and postgres_proxy's termination go together: a filter that must answer
+/// SSLRequest needs the socket's certificate (Envoy closes such connections at run time; a
+/// config error says it up front), and only postgres_proxy can drive the switch.
+fn check_starttls(o: &Obj, filters: &[NetworkFilterConfig], has_starttls: bool) {
+    let mut terminating = false;
+    for (i, f) in filters.iter().enumerate() {
+        if let NetworkFilterConfig::PostgresProxy(p) = f {
+            terminating |= p.terminates_ssl();
+            if p.terminates_ssl() && !has_starttls {
+                let field = if p.terminate_ssl { "terminate_ssl" } else { "downstream_ssl" };
+                o.error(
+                    &format!("filters[{i}].typed_config.{field}"),
+                    format!(
+                        "{field} needs the filter chain's transport_socket to be {} ({}) with a tls_socket_config",
+                        super::tls::STARTTLS_SOCKET_NAME,
+                        super::tls::STARTTLS_TYPE
+                    ),
+                );
+            }
+        }
+    }
+    let tcp_proxy_last = matches!(filters.last(), Some(NetworkFilterConfig::TcpProxy(_)));
+    for (i, f) in filters.iter().enumerate() {
+        if let NetworkFilterConfig::PostgresProxy(p) = f {
+            if p.upstream_ssl != super::postgres_proxy::SslMode::Disable && !tcp_proxy_last {
+                o.error(
+                    &format!("filters[{i}].typed_config.upstream_ssl"),
+                    "upstream_ssl needs tcp_proxy as the chain's terminal filter (it switches tcp_proxy's upstream connection to TLS)",
+                );
+            }
+        }
+    }
+    if has_starttls && !(terminating && tcp_proxy_last) {
+        o.error(
+            "transport_socket",
+            "the starttls transport socket is supported for postgres_proxy (with terminate_ssl or downstream_ssl) in front of tcp_proxy only",
+        );
+    }
 }
 
 fn cidrs(o: &mut Obj, key: &'static str) -> Vec<CidrRange> {

@@ -14,6 +14,7 @@ pub mod listener;
 pub mod merge;
 pub mod mongo_proxy;
 pub mod postgres_proxy;
+pub mod redis_cluster;
 pub mod redis_proxy;
 pub mod route;
 pub mod source;

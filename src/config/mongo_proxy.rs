@@ -2,7 +2,10 @@
 //! defaults. Legate-only knobs (how many command, collection and call-site names get their own
 //! stats) are runtime keys, so the YAML stays Envoy's.
 
+use std::time::Duration;
+
 use super::decode::Obj;
+use super::http_filters::{decode_fault_delay, FaultDelayKind, FractionalPercent};
 
 pub const MONGO_PROXY_TYPE: &str = "type.googleapis.com/envoy.extensions.filters.network.mongo_proxy.v3.MongoProxy";
 pub const MONGO_PROXY_NAME: &str = "envoy.filters.network.mongo_proxy";
@@ -17,6 +20,21 @@ pub const DEFAULT_MAX_COLLECTIONS: u64 = 256;
 /// Runtime key: most distinct (collection, calling function) pairs with call-site stats.
 pub const RUNTIME_MAX_CALLSITES: &str = "legate.mongo.max_callsites";
 pub const DEFAULT_MAX_CALLSITES: u64 = 256;
+/// Envoy's runtime key: the percent of drain closes that happen (`featureEnabled(.., 100)`).
+pub const RUNTIME_DRAIN_CLOSE_ENABLED: &str = "mongo.drain_close_enabled";
+/// Envoy's runtime keys for `delay`: the percentage (an integer percent or a fraction) and
+/// the duration in milliseconds, each overriding the configured value.
+pub const RUNTIME_DELAY_PERCENT: &str = "mongo.fault.fixed_delay.percent";
+pub const RUNTIME_DELAY_DURATION_MS: &str = "mongo.fault.fixed_delay.duration_ms";
+
+/// `extensions.filters.common.fault.v3.FaultDelay` as mongo_proxy uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongoDelay {
+    /// `fixed_delay`; `None` for `header_delay`, which never delays here (a Mongo connection
+    /// has no headers: Envoy's `duration(nullptr)` is empty, so it does not delay either).
+    pub fixed: Option<Duration>,
+    pub percentage: FractionalPercent,
+}
 
 /// `MongoProxy`.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +46,8 @@ pub struct MongoProxyConfig {
     pub emit_dynamic_metadata: bool,
     /// Commands with their own `cmd.*` stats; `None`: every command (capped at runtime).
     pub commands: Option<Vec<String>>,
+    /// Fault injection: hold requests back before they go upstream.
+    pub delay: Option<MongoDelay>,
     pub path: String,
 }
 
@@ -37,15 +57,29 @@ impl MongoProxyConfig {
         let access_log = o.string("access_log").filter(|s| !s.is_empty());
         let emit_dynamic_metadata = o.bool("emit_dynamic_metadata").unwrap_or(false);
         let commands = o.strings("commands");
-        // `delay` is fault injection: the observer cannot hold bytes back yet, so a config that
-        // asks for delays is refused rather than silently not delayed.
-        o.finish(&["delay"]);
+        let delay = o.obj("delay", "FaultDelay").and_then(|mut d| decode_delay(&mut d));
+        o.finish(&[]);
         MongoProxyConfig {
             stat_prefix,
             access_log,
             emit_dynamic_metadata,
             commands: (!commands.is_empty()).then_some(commands),
+            delay,
             path: o.path.clone(),
         }
     }
+}
+
+/// `FaultDelay`: exactly one of `fixed_delay` (> 0) and `header_delay`, and a `percentage`
+/// (Envoy's default when absent: 0%, never).
+fn decode_delay(d: &mut Obj) -> Option<MongoDelay> {
+    let delay = decode_fault_delay(d)?;
+    let fixed = match delay.kind {
+        FaultDelayKind::Fixed(f) => Some(f),
+        FaultDelayKind::Header => {
+            d.cx.warn(&d.path, "header_delay never delays a Mongo request (there are no headers), as in Envoy");
+            None
+        }
+    };
+    Some(MongoDelay { fixed, percentage: delay.percentage })
 }

@@ -1,9 +1,10 @@
 //! `envoy.extensions.filters.network.postgres_proxy.v3alpha.PostgresProxy`: the config of the
 //! postgres_proxy observer filter.
 //!
-//! TLS is not in Legate yet, so the fields that need it (`terminate_ssl: true`, which needs the
-//! `starttls` transport socket, and `upstream_ssl`/`downstream_ssl` other than `DISABLE`) are
-//! config errors that say so, never silently ignored.
+//! The SSL fields work as in Envoy: `terminate_ssl` (deprecated) and `downstream_ssl` answer a
+//! client's SSLRequest with `S` and terminate TLS with the filter chain's `starttls` transport
+//! socket; `upstream_ssl` asks the server for TLS with the cluster's `starttls` socket. Whether
+//! the chain has the socket is checked with the chain (`listener.rs`), where both are known.
 
 use super::decode::Obj;
 
@@ -19,12 +20,36 @@ pub const DEFAULT_TERMINATE_SSL: bool = false;
 /// `PostgresProxy.SSLMode`.
 pub const SSL_MODES: &[&str] = &["DISABLE", "REQUIRE", "ALLOW"];
 
+/// `PostgresProxy.SSLMode` (Envoy's default: `DISABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    #[default]
+    Disable,
+    Require,
+    Allow,
+}
+
+impl SslMode {
+    fn from_name(s: &str) -> SslMode {
+        match s {
+            "REQUIRE" => SslMode::Require,
+            "ALLOW" => SslMode::Allow,
+            _ => SslMode::Disable,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresProxyConfig {
     pub stat_prefix: String,
     pub enable_sql_parsing: bool,
-    /// Always false today (true is a config error until Legate has TLS).
+    /// The deprecated switch: the same as `downstream_ssl: ALLOW`.
     pub terminate_ssl: bool,
+    /// `ALLOW`: terminate TLS when the client asks for it; `REQUIRE`: also refuse clients that
+    /// do not ask.
+    pub downstream_ssl: SslMode,
+    /// `REQUIRE`: TLS to the server or no session; `ALLOW`: TLS when the server agrees.
+    pub upstream_ssl: SslMode,
     pub path: String,
 }
 
@@ -33,21 +58,23 @@ impl PostgresProxyConfig {
         let stat_prefix = o.req_string("stat_prefix");
         let enable_sql_parsing = o.bool("enable_sql_parsing").unwrap_or(DEFAULT_ENABLE_SQL_PARSING);
         let terminate_ssl = o.bool("terminate_ssl").unwrap_or(DEFAULT_TERMINATE_SSL);
-        if terminate_ssl {
-            o.error(
-                "terminate_ssl",
-                "terminating SSL needs TLS support (the starttls transport socket), which Legate does not have yet",
-            );
-        }
-        for key in ["upstream_ssl", "downstream_ssl"] {
-            if let Some(mode) = o.enumeration(key, SSL_MODES) {
-                if mode != "DISABLE" {
-                    o.error(key, format!("{key}: {mode} needs TLS support (starttls), which Legate does not have yet"));
-                }
-            }
-        }
+        let upstream_ssl = o.enumeration("upstream_ssl", SSL_MODES).map(SslMode::from_name).unwrap_or_default();
+        let downstream_ssl = o.enumeration("downstream_ssl", SSL_MODES).map(SslMode::from_name).unwrap_or_default();
         o.finish(&[]);
-        PostgresProxyConfig { stat_prefix, enable_sql_parsing, terminate_ssl: false, path: o.path.clone() }
+        PostgresProxyConfig {
+            stat_prefix,
+            enable_sql_parsing,
+            terminate_ssl,
+            downstream_ssl,
+            upstream_ssl,
+            path: o.path.clone(),
+        }
+    }
+
+    /// Whether the filter answers the client's SSLRequest itself (and so needs the chain's
+    /// `starttls` transport socket).
+    pub fn terminates_ssl(&self) -> bool {
+        self.terminate_ssl || self.downstream_ssl != SslMode::Disable
     }
 }
 
@@ -76,12 +103,59 @@ mod tests {
     }
 
     #[test]
-    fn tls_settings_say_tls_is_missing() {
-        let (_, errs) = decode("stat_prefix: pg\nterminate_ssl: true\nupstream_ssl: REQUIRE\n");
-        assert_eq!(errs.len(), 2, "{errs:?}");
-        assert!(errs.iter().all(|e| e.contains("TLS support")), "{errs:?}");
-        let (_, errs) = decode("stat_prefix: pg\nupstream_ssl: DISABLE\nenable_sql_parsing: false\n");
+    fn ssl_settings_decode() {
+        let (c, errs) = decode("stat_prefix: pg\nterminate_ssl: true\nupstream_ssl: REQUIRE\n");
         assert!(errs.is_empty(), "{errs:?}");
+        let c = c.expect("config");
+        assert!(c.terminates_ssl());
+        assert_eq!((c.downstream_ssl, c.upstream_ssl), (SslMode::Disable, SslMode::Require));
+        let (c, errs) = decode("stat_prefix: pg\nupstream_ssl: DISABLE\ndownstream_ssl: ALLOW\n");
+        assert!(errs.is_empty(), "{errs:?}");
+        let c = c.expect("config");
+        assert!(c.terminates_ssl() && !c.terminate_ssl);
+        let (_, errs) = decode("stat_prefix: pg\nupstream_ssl: PREFER\n");
+        assert!(errs.iter().any(|e| e.contains("PREFER")), "{errs:?}");
+    }
+
+    /// A bootstrap with postgres_proxy (`pg`, indented field lines) before `terminal`, and a
+    /// chain `transport_socket` if given.
+    fn chain_errors(pg: &str, terminal: &str, socket: &str) -> String {
+        let yaml = format!(
+            "static_resources:
+  listeners:
+  - name: l
+    address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.postgres_proxy
+        typed_config:
+          '@type': {POSTGRES_PROXY_TYPE}
+          stat_prefix: pg
+{pg}{terminal}{socket}  clusters: []
+"
+        );
+        let opts = crate::config::LoadOptions { config_yaml: Some(yaml), ..Default::default() };
+        crate::config::load(&opts).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn ssl_settings_need_their_sockets_and_tcp_proxy() {
+        let tcp = "      - name: envoy.filters.network.tcp_proxy
+        typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy, stat_prefix: t, cluster: c}
+";
+        let hcm = "      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          '@type': type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: h
+          route_config: {virtual_hosts: [{name: v, domains: ['*'], routes: [{match: {prefix: /}, direct_response: {status: 200}}]}]}
+          http_filters: [{name: envoy.filters.http.router, typed_config: {'@type': type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}]
+";
+        let e = chain_errors("          downstream_ssl: REQUIRE\n", tcp, "");
+        assert!(e.contains("filters[0].typed_config.downstream_ssl") && e.contains("starttls"), "{e}");
+        let e = chain_errors("          upstream_ssl: ALLOW\n", hcm, "");
+        assert!(e.contains("filters[0].typed_config.upstream_ssl") && e.contains("needs tcp_proxy"), "{e}");
+        let e = chain_errors("          upstream_ssl: REQUIRE\n", tcp, "");
+        assert!(!e.contains("upstream_ssl"), "{e}");
     }
 
     #[test]

@@ -41,12 +41,22 @@ pub struct RedisSettings {
     pub read_policy: ReadPolicy,
 }
 
+/// One `request_mirror_policy[]` entry of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorPolicy {
+    pub cluster: String,
+    /// `runtime_fraction.default_value` as parts per million; `None` mirrors every request.
+    pub per_million: Option<u32>,
+    pub exclude_read_commands: bool,
+}
+
 /// One `prefix_routes.routes[]` entry (also the catch-all route).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixRoute {
     pub prefix: String,
     pub remove_prefix: bool,
     pub cluster: String,
+    pub mirrors: Vec<MirrorPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -57,9 +67,12 @@ pub struct PrefixRoutes {
 }
 
 impl PrefixRoutes {
-    /// Every cluster the routes name.
+    /// Every cluster the routes name, mirror clusters included.
     pub fn clusters(&self) -> impl Iterator<Item = &str> {
-        self.routes.iter().chain(self.catch_all.iter()).map(|r| r.cluster.as_str())
+        self.routes
+            .iter()
+            .chain(self.catch_all.iter())
+            .flat_map(|r| std::iter::once(r.cluster.as_str()).chain(r.mirrors.iter().map(|m| m.cluster.as_str())))
     }
 }
 
@@ -184,8 +197,35 @@ fn decode_route(r: &mut Obj) -> PrefixRoute {
     let prefix = r.string("prefix").unwrap_or_default();
     let remove_prefix = r.bool("remove_prefix").unwrap_or(false);
     let cluster = r.req_string("cluster");
-    r.finish(&["request_mirror_policy", "key_formatter", "read_command_policy"]);
-    PrefixRoute { prefix, remove_prefix, cluster }
+    let mirrors = r.list_of("request_mirror_policy", "RequestMirrorPolicy", decode_mirror);
+    r.finish(&["key_formatter", "read_command_policy"]);
+    PrefixRoute { prefix, remove_prefix, cluster, mirrors }
+}
+
+fn decode_mirror(m: &mut Obj) -> MirrorPolicy {
+    let cluster = m.req_string("cluster");
+    let per_million = m.obj("runtime_fraction", "RuntimeFractionalPercent").map(|mut fe| {
+        let per_million = fe.obj("default_value", "FractionalPercent").map(|mut dv| fractional_percent(&mut dv));
+        // As for faults: the runtime key is accepted; Legate uses the default value.
+        fe.accept(&["runtime_key"]);
+        fe.finish(&[]);
+        per_million.unwrap_or(0)
+    });
+    let exclude_read_commands = m.bool("exclude_read_commands").unwrap_or(false);
+    m.finish(&[]);
+    MirrorPolicy { cluster, per_million, exclude_read_commands }
+}
+
+/// A `type.v3.FractionalPercent` as parts per million.
+fn fractional_percent(dv: &mut Obj) -> u32 {
+    let num = dv.uint("numerator", 0, u64::from(u32::MAX)).unwrap_or(0);
+    let scale = match dv.enumeration("denominator", &["HUNDRED", "TEN_THOUSAND", "MILLION"]) {
+        Some("TEN_THOUSAND") => 100,
+        Some("MILLION") => 1,
+        _ => 10_000,
+    };
+    dv.finish(&[]);
+    (num.saturating_mul(scale)).min(1_000_000) as u32
 }
 
 fn decode_routes(p: &mut Obj) -> PrefixRoutes {
@@ -212,14 +252,7 @@ fn decode_fault(f: &mut Obj) -> FaultConfig {
     let mut per_million = 0;
     if let Some(mut fe) = f.obj("fault_enabled", "RuntimeFractionalPercent") {
         if let Some(mut dv) = fe.obj("default_value", "FractionalPercent") {
-            let num = dv.uint("numerator", 0, u64::from(u32::MAX)).unwrap_or(0);
-            let scale = match dv.enumeration("denominator", &["HUNDRED", "TEN_THOUSAND", "MILLION"]) {
-                Some("TEN_THOUSAND") => 100,
-                Some("MILLION") => 1,
-                _ => 10_000,
-            };
-            per_million = (num.saturating_mul(scale)).min(1_000_000) as u32;
-            dv.finish(&[]);
+            per_million = fractional_percent(&mut dv);
         }
         // The runtime key is read from Legate's static runtime layer only when present.
         fe.accept(&["runtime_key"]);

@@ -45,7 +45,12 @@ fn redis_proxy_decodes_with_envoy_defaults() {
           prefix_routes:
             case_insensitive: true
             routes: [{prefix: 'ab', remove_prefix: true, cluster: c}]
-            catch_all_route: {cluster: c}
+            catch_all_route:
+              cluster: c
+              request_mirror_policy:
+              - {cluster: c, exclude_read_commands: true}
+              - cluster: c
+                runtime_fraction: {runtime_key: m, default_value: {numerator: 5, denominator: TEN_THOUSAND}}
           downstream_auth_password: {inline_string: p1}
           downstream_auth_passwords: [{inline_string: p2}, {inline_string: ''}]
           faults:
@@ -68,6 +73,11 @@ fn redis_proxy_decodes_with_envoy_defaults() {
     assert_eq!(r.faults[0].kind, FaultKind::Delay);
     assert_eq!(r.faults[0].per_million, 250_000);
     assert_eq!(r.faults[0].commands, vec!["get".to_string()]);
+    let mirrors = &r.prefix_routes.catch_all.as_ref().expect("catch-all").mirrors;
+    assert_eq!(mirrors.len(), 2);
+    assert!(mirrors[0].exclude_read_commands && mirrors[0].per_million.is_none());
+    assert_eq!(mirrors[1].per_million, Some(500));
+    assert!(r.prefix_routes.routes[0].mirrors.is_empty());
 }
 
 #[test]
@@ -75,12 +85,12 @@ fn missing_op_timeout_and_unsupported_fields_are_errors() {
     let typed = "          stat_prefix: s
           settings: {enable_hashtagging: true}
           prefix_routes:
-            routes: [{prefix: a, cluster: c, request_mirror_policy: [{cluster: c}]}]";
+            routes: [{prefix: a, cluster: c, key_formatter: '%KEY%'}]";
     let err = load(&LoadOptions { config_path: Some(path_of("bad.yaml", &doc(typed))), ..Default::default() })
         .expect_err("rejected");
     let text = err.to_string();
     assert!(text.contains("missing required field 'op_timeout' in ConnPoolSettings"), "{text}");
-    assert!(text.contains("'request_mirror_policy' of Route is not supported by Legate"), "{text}");
+    assert!(text.contains("'key_formatter' of Route is not supported by Legate"), "{text}");
 }
 
 #[test]

@@ -7,6 +7,21 @@ use super::decode::{did_you_mean, Obj};
 pub const TLS_SOCKET_NAME: &str = "envoy.transport_sockets.tls";
 pub const DOWNSTREAM_TLS_TYPE: &str =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+/// `envoy.transport_sockets.starttls`: clear text first, TLS once a filter (postgres_proxy)
+/// negotiates the switch in band.
+pub const STARTTLS_SOCKET_NAME: &str = "envoy.transport_sockets.starttls";
+pub const STARTTLS_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.starttls.v3.StartTlsConfig";
+pub const UPSTREAM_STARTTLS_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.transport_sockets.starttls.v3.UpstreamStartTlsConfig";
+
+/// A filter chain's TLS transport socket: TLS from the first byte, or after an in-band switch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChainTls {
+    /// `envoy.transport_sockets.tls`.
+    Tls(DownstreamTlsConfig),
+    /// `envoy.transport_sockets.starttls` (`StartTlsConfig.tls_socket_config`).
+    StartTls(DownstreamTlsConfig),
+}
 
 /// `config.core.v3.DataSource`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,22 +169,41 @@ pub(crate) fn string_match(o: &mut Obj) -> Option<StringMatch> {
 }
 
 impl DownstreamTlsConfig {
-    /// Decodes a filter chain's `transport_socket`.
-    pub fn decode_transport_socket(ts: &mut Obj) -> Option<DownstreamTlsConfig> {
+    /// Decodes a filter chain's `transport_socket`: `tls`, or `starttls` (whose
+    /// `tls_socket_config` is the same `DownstreamTlsContext`).
+    pub fn decode_transport_socket(ts: &mut Obj) -> Option<ChainTls> {
         let name = ts.string("name").unwrap_or_default();
         let mut tc = ts.obj("typed_config", "Any")?;
         let ty = tc.string("@type").unwrap_or_default();
+        if ty == STARTTLS_TYPE {
+            tc.retype("StartTlsConfig");
+            decode_cleartext_socket(&mut tc);
+            let out = match tc.obj("tls_socket_config", "DownstreamTlsContext") {
+                Some(mut t) => Self::decode_context(&mut t),
+                None => {
+                    tc.missing("tls_socket_config");
+                    None
+                }
+            };
+            tc.finish(&[]);
+            return out.map(ChainTls::StartTls);
+        }
         if ty != DOWNSTREAM_TLS_TYPE {
             let shown = if ty.is_empty() { name } else { ty };
-            let mut msg = format!("transport socket '{shown}' is not supported by Legate; use {TLS_SOCKET_NAME} with {DOWNSTREAM_TLS_TYPE}");
-            if let Some(b) = did_you_mean(&shown, [DOWNSTREAM_TLS_TYPE].into_iter()) {
+            let mut msg = format!("transport socket '{shown}' is not supported by Legate; use {TLS_SOCKET_NAME} with {DOWNSTREAM_TLS_TYPE} (or {STARTTLS_SOCKET_NAME} with {STARTTLS_TYPE} for postgres_proxy)");
+            if let Some(b) = did_you_mean(&shown, [DOWNSTREAM_TLS_TYPE, STARTTLS_TYPE].into_iter()) {
                 msg = format!("unknown transport socket type '{shown}' (did you mean '{b}'?)");
             }
             tc.error("@type", msg);
             return None;
         }
         tc.retype("DownstreamTlsContext");
-        let out = Self::decode(&mut tc);
+        Self::decode_context(&mut tc).map(ChainTls::Tls)
+    }
+
+    /// A `DownstreamTlsContext` message (the body of either socket).
+    fn decode_context(tc: &mut Obj) -> Option<DownstreamTlsConfig> {
+        let out = Self::decode(tc);
         tc.finish(&[
             "session_ticket_keys",
             "session_ticket_keys_sds_secret_config",
@@ -204,6 +238,13 @@ impl DownstreamTlsConfig {
             );
         }
         Some(DownstreamTlsConfig { common, require_client_certificate, require_sni })
+    }
+}
+
+/// `cleartext_socket_config` of a starttls socket: a `RawBuffer`, which has no fields.
+pub fn decode_cleartext_socket(tc: &mut Obj) {
+    if let Some(mut raw) = tc.obj("cleartext_socket_config", "RawBuffer") {
+        raw.finish(&[]);
     }
 }
 

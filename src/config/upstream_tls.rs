@@ -7,7 +7,7 @@
 //! certificate: names are checked only through `match_typed_subject_alt_names`, as in Envoy.
 
 use super::decode::{did_you_mean, Obj};
-use super::tls::{CommonTls, TLS_SOCKET_NAME};
+use super::tls::{decode_cleartext_socket, CommonTls, TLS_SOCKET_NAME, UPSTREAM_STARTTLS_TYPE};
 
 pub const UPSTREAM_TLS_TYPE: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
 pub const RAW_BUFFER_NAME: &str = "envoy.transport_sockets.raw_buffer";
@@ -27,12 +27,22 @@ pub struct UpstreamTlsConfig {
     pub max_session_keys: u32,
 }
 
+/// A cluster's TLS transport socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterTls {
+    /// `envoy.transport_sockets.tls`: TLS from the first byte.
+    Tls(UpstreamTlsConfig),
+    /// `envoy.transport_sockets.starttls` (`UpstreamStartTlsConfig`): clear text until a filter
+    /// (postgres_proxy's `upstream_ssl`) negotiates the switch.
+    StartTls(UpstreamTlsConfig),
+}
+
 /// Decodes a cluster's `transport_socket`: `None` for the plain `raw_buffer` socket (and on errors).
-pub fn decode_cluster_transport_socket(ts: &mut Obj) -> Option<UpstreamTlsConfig> {
+pub fn decode_cluster_transport_socket(ts: &mut Obj) -> Option<ClusterTls> {
     let name = ts.string("name").unwrap_or_default();
     let Some(mut tc) = ts.obj("typed_config", "Any") else {
         if name != RAW_BUFFER_NAME {
-            let msg = if name == TLS_SOCKET_NAME {
+            let msg = if name == TLS_SOCKET_NAME || name == super::tls::STARTTLS_SOCKET_NAME {
                 format!("{TLS_SOCKET_NAME} needs a typed_config with @type {UPSTREAM_TLS_TYPE}")
             } else {
                 format!("transport socket '{name}' is not supported by Legate; use {TLS_SOCKET_NAME} with {UPSTREAM_TLS_TYPE}")
@@ -48,6 +58,23 @@ pub fn decode_cluster_transport_socket(ts: &mut Obj) -> Option<UpstreamTlsConfig
         tc.finish(&[]);
         return None;
     }
+    if ty == UPSTREAM_STARTTLS_TYPE {
+        tc.retype("UpstreamStartTlsConfig");
+        decode_cleartext_socket(&mut tc);
+        let out = match tc.obj("tls_socket_config", "UpstreamTlsContext") {
+            Some(mut t) => {
+                let c = decode(&mut t);
+                t.finish(&["auto_host_sni", "auto_sni_san_validation", "enforce_rsa_key_usage"]);
+                Some(ClusterTls::StartTls(c))
+            }
+            None => {
+                tc.missing("tls_socket_config");
+                None
+            }
+        };
+        tc.finish(&[]);
+        return out;
+    }
     if ty != UPSTREAM_TLS_TYPE {
         let shown = if ty.is_empty() { name } else { ty };
         let mut msg = format!(
@@ -62,7 +89,7 @@ pub fn decode_cluster_transport_socket(ts: &mut Obj) -> Option<UpstreamTlsConfig
     tc.retype("UpstreamTlsContext");
     let out = decode(&mut tc);
     tc.finish(&["auto_host_sni", "auto_sni_san_validation", "enforce_rsa_key_usage"]);
-    Some(out)
+    Some(ClusterTls::Tls(out))
 }
 
 fn decode(o: &mut Obj) -> UpstreamTlsConfig {
@@ -156,5 +183,30 @@ mod tests {
         );
         let l = load(&LoadOptions { config_yaml: Some(yaml), ..Default::default() }).expect("valid");
         assert_eq!(l.bootstrap.clusters[0].tls, None);
+    }
+
+    fn starttls_yaml(body: &str) -> String {
+        cluster_yaml("").replace(
+            &format!("      name: envoy.transport_sockets.tls\n      typed_config:\n        '@type': {UPSTREAM_TLS_TYPE}\n"),
+            &format!("      name: envoy.transport_sockets.starttls\n      typed_config:\n        '@type': {UPSTREAM_STARTTLS_TYPE}\n{body}"),
+        )
+    }
+
+    #[test]
+    fn starttls_transport_socket_is_plain_until_switched() {
+        let yaml =
+            starttls_yaml("        cleartext_socket_config: {}\n        tls_socket_config: {sni: db.example.com}\n");
+        let l = load(&LoadOptions { config_yaml: Some(yaml), ..Default::default() }).expect("valid");
+        let c = &l.bootstrap.clusters[0];
+        assert_eq!(c.tls, None, "connections start in clear");
+        assert_eq!(c.starttls.as_ref().and_then(|t| t.sni.as_deref()), Some("db.example.com"));
+        let yaml = starttls_yaml("        tls_socket_config: {alow_renegotiation: false}\n");
+        let e = load(&LoadOptions { config_yaml: Some(yaml), ..Default::default() }).expect_err("typo");
+        let e = e.to_string();
+        assert!(e.contains("transport_socket.typed_config.tls_socket_config.alow_renegotiation"), "{e}");
+        assert!(e.contains("did you mean 'allow_renegotiation'"), "{e}");
+        let yaml = starttls_yaml("        cleartext_socket_config: {}\n");
+        let e = load(&LoadOptions { config_yaml: Some(yaml), ..Default::default() }).expect_err("missing");
+        assert!(e.to_string().contains("tls_socket_config"), "{e}");
     }
 }

@@ -1,8 +1,8 @@
 //! Network filters: the observer/terminal split of ARCHITECTURE.md §2.
 //!
 //! A filter chain is zero or more *observers* (protocol sniffers such as postgres_proxy and
-//! mongo_proxy: they see every byte in both directions, count stats, and never hold bytes
-//! back) followed by exactly one *terminal* filter that owns the upstream side (tcp_proxy,
+//! mongo_proxy: they see every byte in both directions, count stats, and hold bytes back
+//! only when asked to by their config, e.g. fault injection's `FilterAction::Delay`) followed by exactly one *terminal* filter that owns the upstream side (tcp_proxy,
 //! later redis_proxy and the HTTP connection manager). Factories are built once per config
 //! generation, so stat handles and parsed settings are resolved before traffic arrives.
 
@@ -20,6 +20,15 @@ use crate::listener::ListenerShared;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterAction {
     Continue,
+    /// Hold the downstream bytes just seen (and everything read after them) for this long
+    /// before forwarding them (fault injection, e.g. mongo_proxy's `delay`). Only downstream
+    /// data can be delayed; a request while a delay runs does not extend it. Other observers
+    /// still see the bytes at once; only the forwarding waits.
+    Delay(std::time::Duration),
+    /// Forward the upstream bytes just seen, then close the connection once everything owed
+    /// to the downstream is written (Envoy's `close(FlushWrite)`; e.g. mongo_proxy's drain
+    /// close after a reply). On downstream bytes it is `Close`.
+    FlushAndClose,
     /// Close the connection (e.g. a protocol violation the filter must not let through).
     Close,
     /// Answer locally, then close: the bytes that triggered this are not forwarded; these are
@@ -42,7 +51,20 @@ pub trait Observer: Send {
     }
     /// The downstream ended its side (its FIN is passed on to the upstream).
     fn on_downstream_eof(&mut self) {}
-    fn on_close(&mut self) {}
+    /// The downstream connection closed; `origin` says which side closed it, with Envoy's
+    /// meaning of `ConnectionEvent::RemoteClose` / `LocalClose`.
+    fn on_close(&mut self, _origin: CloseOrigin) {}
+}
+
+/// Who closed the downstream connection (Envoy's `Network::ConnectionEvent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseOrigin {
+    /// The downstream peer: it reset the connection, or its FIN completed the close (our FIN
+    /// to it went first).
+    Remote,
+    /// The proxy: the upstream side failed or ended the connection, a timer fired, a filter
+    /// closed it, or our FIN to the downstream completed the close.
+    Local,
 }
 
 /// Builds an observer for each new connection.
@@ -87,14 +109,34 @@ pub struct FilterChain {
     pub terminal: Terminal,
     /// TLS termination, when the chain has a `DownstreamTlsContext` transport socket.
     pub tls: Option<Arc<crate::tls::server::TlsServer>>,
+    /// In-band TLS negotiated by postgres_proxy (`starttls` sockets), before the pump starts.
+    pub starttls: Option<Arc<network::postgres_proxy::starttls::PgStartTls>>,
 }
 
 impl FilterChain {
     /// Runs the chain on an accepted connection until it closes.
-    pub async fn serve(&self, downstream: Downstream, cx: ConnContext) {
+    pub async fn serve(&self, mut downstream: Downstream, mut cx: ConnContext) {
+        let starttls = self.starttls.as_deref();
+        if let Some(st) = starttls.filter(|s| s.negotiates_downstream() && matches!(downstream, Downstream::Tcp(_))) {
+            let Downstream::Tcp(s) = downstream else { return };
+            let timeout = cx.listener.listener_filters_timeout.unwrap_or(crate::listener::DEFAULT_HANDSHAKE_TIMEOUT);
+            // Boxed: only starttls chains pay for the negotiation's state, and only while it runs.
+            match Box::pin(st.accept(s, timeout)).await {
+                network::postgres_proxy::starttls::Accepted::Serve(d, facts) => {
+                    downstream = d;
+                    if let Some(f) = facts {
+                        if cx.requested_server_name.is_none() {
+                            cx.requested_server_name = f.server_name.clone();
+                        }
+                        cx.tls = Some(Arc::new(f));
+                    }
+                }
+                network::postgres_proxy::starttls::Accepted::Closed => return,
+            }
+        }
         let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
         match (&self.terminal, downstream) {
-            (Terminal::TcpProxy(t), d) => t.clone().serve(d, cx, observers).await,
+            (Terminal::TcpProxy(t), d) => t.clone().serve(d, cx, observers, starttls).await,
             // Boxed: a future is as large as its largest variant, and redis_proxy's session state
             // is larger than tcp_proxy's; boxing keeps plain TCP connections small.
             (Terminal::RedisProxy(r), Downstream::Tcp(s)) => Box::pin(r.clone().serve(s, cx)).await,

@@ -20,7 +20,7 @@ use crate::define_stats;
 use crate::filter::{ConnContext, Downstream, FilterChain};
 
 /// The TLS handshake's deadline when `listener_filters_timeout` is 0 (no limit there).
-const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub(crate) const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 use crate::stats::{Gauge, Store};
 use tls_inspector::{Inspected, TlsInspectorStats};
 

@@ -80,9 +80,13 @@ pub struct Cluster {
     pub http: super::http_pool::HttpUpstream,
     /// The router's per-response-code stats.
     pub http_stats: crate::filter::http::stats::ClusterHttpStats,
+    /// `envoy.clusters.redis`: the slot map and its discovery state.
+    pub redis: Option<Arc<super::redis_cluster::RedisClusterState>>,
     policy: LbPolicy,
     hosts: ArcSwap<HostSet>,
     tls: Option<Arc<TlsClient>>,
+    /// The `starttls` socket's TLS: used only when a filter switches a connection over.
+    starttls: Option<Arc<TlsClient>>,
 }
 
 impl Cluster {
@@ -96,6 +100,13 @@ impl Cluster {
             ),
             None => None,
         };
+        let starttls = match &config.starttls {
+            Some(t) => Some(
+                TlsClient::new(t, store, &format!("{prefix}ssl."))
+                    .map_err(|e| format!("cluster '{}': transport_socket: {e}", config.name))?,
+            ),
+            None => None,
+        };
         let stats = ClusterStats::new(store, &prefix);
         let cb_default = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.default."));
         let cb_high = CircuitBreakerStats::new(store, &format!("{prefix}circuit_breakers.high."));
@@ -103,7 +114,9 @@ impl Cluster {
         // Without transport_socket_matches every host uses the cluster's transport socket.
         default_match.total_match_count.add(hosts.len() as u64);
         let policy = match &config.lb_policy {
-            LbPolicyConfig::RoundRobin => LbPolicy::RoundRobin,
+            // CLUSTER_PROVIDED (Redis Cluster): the redis proxy routes by slot; anything else
+            // that asks this cluster for a host gets round robin over the discovered hosts.
+            LbPolicyConfig::RoundRobin | LbPolicyConfig::ClusterProvided => LbPolicy::RoundRobin,
             LbPolicyConfig::LeastRequest { choice_count, active_request_bias } => {
                 LbPolicy::LeastRequest { choice_count: *choice_count, active_request_bias: *active_request_bias }
             }
@@ -118,7 +131,12 @@ impl Cluster {
         let set = HostSet::build(&policy, hosts);
         let http = super::http_pool::HttpUpstream::new(config.http_options.clone());
         let http_stats = crate::filter::http::stats::ClusterHttpStats::new(store, config.stat_name());
+        let redis = config
+            .redis_cluster
+            .clone()
+            .map(|c| Arc::new(super::redis_cluster::RedisClusterState::new(c, store, &prefix)));
         let cluster = Cluster {
+            redis,
             http,
             http_stats,
             name: config.name.clone(),
@@ -129,6 +147,7 @@ impl Cluster {
             policy,
             hosts: ArcSwap::from_pointee(set),
             tls,
+            starttls,
         };
         cluster.update_membership_stats();
         if initial_change {
@@ -142,6 +161,12 @@ impl Cluster {
     /// [`TlsClient::connect`] only on a socket opened some other way.
     pub fn tls(&self) -> Option<&Arc<TlsClient>> {
         self.tls.as_ref()
+    }
+
+    /// The TLS of the cluster's `starttls` transport socket (`UpstreamStartTlsConfig`), for
+    /// [`UpstreamConn::start_tls`].
+    pub fn starttls(&self) -> Option<&Arc<TlsClient>> {
+        self.starttls.as_ref()
     }
 
     /// Whether the load balancer uses the request hash (ring hash, maglev): callers skip
@@ -354,6 +379,27 @@ impl UpstreamConn {
     /// The transport, mutably (to split it into read and write halves).
     pub fn transport_mut(&mut self) -> &mut UpstreamStream {
         self.stream.as_mut().expect("stream is present until drop")
+    }
+
+    /// Switches a plain connection to TLS in band (the starttls socket): the handshake runs
+    /// over the open socket within `timeout`. On failure the connection is unusable and must
+    /// be dropped.
+    pub async fn start_tls(&mut self, tls: &TlsClient, timeout: std::time::Duration) -> Result<(), String> {
+        let tcp = match self.stream.take() {
+            Some(UpstreamStream::Tcp(t)) => t,
+            other => {
+                self.stream = other;
+                return Err("the connection is already TLS".to_string());
+            }
+        };
+        match tokio::time::timeout(timeout, tls.connect(tcp)).await {
+            Ok(Ok(s)) => {
+                self.stream = Some(UpstreamStream::Tls(Box::new(s)));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e.transport_failure_reason().to_string()),
+            Err(_) => Err("TLS handshake timed out".to_string()),
+        }
     }
 
     /// The TLS stream, when the cluster originates TLS.

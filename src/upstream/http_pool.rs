@@ -2,13 +2,16 @@
 //!
 //! - HTTP/1.1: idle keep-alive connections on a stack (the most recently used first, so a
 //!   quiet pool lets old connections time out); a connection returns to the pool when its
-//!   response body has been read to the end.
+//!   response body has been read to the end. Requests are written and responses read by the
+//!   request's own task (`super::h1_client`): no task per connection. Upgrade requests
+//!   (WebSocket) go through hyper's client, whose upgrade the downstream codec joins.
 //! - HTTP/2: one multiplexed connection per host, reopened when it closes (Envoy opens more
 //!   when `max_concurrent_streams` is reached; Legate queues on the one connection).
 //!
 //! A request that finds a pooled HTTP/1.1 connection the upstream has just closed is not
-//! failed: hyper hands the unsent request back and it goes out on a fresh connection (Envoy's
-//! "503 UC" on keep-alive races).
+//! failed: a pooled connection is checked before use, and a request that got no byte back
+//! from a reused connection goes out again on a fresh one (Envoy's "503 UC" on keep-alive
+//! races).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,21 +19,26 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyper::body::Incoming;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use parking_lot::Mutex;
 
 use super::cluster::{Cluster, ConnectError, UpstreamConn};
+use super::h1_client::{self, H1Conn, H1Response};
 use super::host::Host;
 use crate::config::http::{UpstreamHttpOptions, UpstreamProtocol};
-use crate::filter::http::body::ReqBody;
+use crate::filter::http::body::{BoxError, ReqBody};
 use crate::stats::counted_io::CountedIo;
 
 /// The socket of a pooled connection, counting the cluster's `upstream_cx_rx/tx_bytes_total`;
 /// dropping it settles the cluster's cx stats.
-type PooledIo = CountedIo<UpstreamConn>;
+pub(crate) type PooledIo = CountedIo<UpstreamConn>;
 
 fn pooled(conn: UpstreamConn) -> PooledIo {
     let (rx, tx) =
@@ -59,28 +67,54 @@ impl SendError {
 }
 
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    conn: H1Conn,
     since: Instant,
 }
 
 /// The pool of one host.
 #[derive(Default)]
-struct HostPool {
+pub(crate) struct HostPool {
     idle: Mutex<Vec<Idle>>,
     h2: tokio::sync::Mutex<Option<http2::SendRequest<ReqBody>>>,
 }
 
-/// A checked-out HTTP/1.1 connection to give back when the response has been read.
-pub struct Checkout {
-    sender: http1::SendRequest<ReqBody>,
-    pool: Arc<HostPool>,
+impl HostPool {
+    /// A connection whose exchange ended cleanly, ready for the next request.
+    pub(crate) fn put_idle(&self, conn: H1Conn) {
+        self.idle.lock().push(Idle { conn, since: Instant::now() });
+    }
 }
 
-impl Checkout {
-    /// Returns the connection to the pool (call when the response body has ended).
-    pub fn release(self) {
-        if !self.sender.is_closed() {
-            self.pool.idle.lock().push(Idle { sender: self.sender, since: Instant::now() });
+/// A response body from either client. Not boxed: it exists only while a request is in
+/// flight, and the HTTP/1.1 variant is the common one.
+#[allow(clippy::large_enum_variant)]
+pub enum UpstreamBody {
+    Hyper(Incoming),
+    H1(H1Response),
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::H1(b) => b.size_hint(),
         }
     }
 }
@@ -91,10 +125,9 @@ pub struct HttpUpstream {
     pools: Mutex<HashMap<SocketAddr, Arc<HostPool>>>,
 }
 
-/// A response and, for HTTP/1.1, the connection to release once its body is read.
+/// A response (an HTTP/1.1 body gives its connection back to the pool once read).
 pub struct Sent {
-    pub response: Response<Incoming>,
-    pub checkout: Option<Checkout>,
+    pub response: Response<UpstreamBody>,
     pub upstream_local: Option<SocketAddr>,
     /// Holds `upstream_rq_active` up until the response is done with.
     pub active: ActiveRq,
@@ -126,51 +159,83 @@ impl HttpUpstream {
         host: &Arc<Host>,
         req: Request<ReqBody>,
         h2: bool,
+        upgrade: bool,
     ) -> Result<Sent, SendError> {
         let pool = self.pool(host);
         if h2 {
             return self.send_h2(cluster, host, &pool, req).await;
         }
+        let mut req = Some(req);
+        if upgrade {
+            return self.send_upgrade(cluster, host, req).await;
+        }
         let idle_timeout = self.options.common.idle_timeout;
-        let mut req = req;
-        // Pooled connections first; a request hyper hands back unsent goes to the next one.
+        let mut resend = None;
+        // Pooled connections first; a request a reused connection never answered goes on.
         loop {
             let candidate = {
                 let mut idle = pool.idle.lock();
                 let mut found = None;
                 while let Some(i) = idle.pop() {
-                    if i.sender.is_closed() || idle_timeout.is_some_and(|t| i.since.elapsed() >= t) {
+                    if idle_timeout.is_some_and(|t| i.since.elapsed() >= t) {
                         continue;
                     }
-                    found = Some(i.sender);
+                    found = Some(i.conn);
                     break;
                 }
                 found
             };
-            let Some(mut sender) = candidate else { break };
-            if sender.ready().await.is_err() {
+            let Some(mut conn) = candidate else { break };
+            if !conn.still_open().await {
                 continue;
             }
             let active = count_request(cluster, host);
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    return Ok(Sent {
-                        response,
-                        checkout: Some(Checkout { sender, pool }),
-                        upstream_local: None,
-                        active,
-                    })
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => {
-                        // Never sent: not a request of this connection after all.
-                        active.unsent();
-                        req = unsent;
-                    }
-                    None => return Err(reset_error(e.into_error())),
+            let sent = match resend.take() {
+                Some(r) => h1_client::resend(conn, r, pool.clone()).await,
+                None => match req.take() {
+                    Some(r) => h1_client::send(conn, r, pool.clone()).await,
+                    None => break,
                 },
+            };
+            match sent {
+                Ok(response) => {
+                    return Ok(Sent { response: response.map(UpstreamBody::H1), upstream_local: None, active })
+                }
+                Err((_, Some(again))) => {
+                    // Never answered: not a request of this connection after all.
+                    active.unsent();
+                    resend = Some(again);
+                }
+                Err((e, None)) => return Err(e),
             }
         }
+        let conn = connect_pending(cluster, host).await?;
+        let local = conn.stream().local_addr().ok();
+        cluster.stats.upstream_cx_http1_total.inc();
+        let conn = H1Conn::new(pooled(conn));
+        let active = count_request(cluster, host);
+        let sent = match (resend, req) {
+            (Some(r), _) => h1_client::resend(conn, r, pool).await,
+            (None, Some(r)) => h1_client::send(conn, r, pool).await,
+            (None, None) => return Err(SendError::Reset { reason: "connection termination", detail: String::new() }),
+        };
+        match sent {
+            Ok(response) => Ok(Sent { response: response.map(UpstreamBody::H1), upstream_local: local, active }),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// An upgrade request (WebSocket) on a new connection through hyper's client, whose
+    /// upgrade handle the downstream codec takes from the 101 response.
+    async fn send_upgrade(
+        &self,
+        cluster: &Arc<Cluster>,
+        host: &Arc<Host>,
+        req: Option<Request<ReqBody>>,
+    ) -> Result<Sent, SendError> {
+        let Some(req) = req else {
+            return Err(SendError::Reset { reason: "connection termination", detail: String::new() });
+        };
         let conn = connect_pending(cluster, host).await?;
         let local = conn.stream().local_addr().ok();
         cluster.stats.upstream_cx_http1_total.inc();
@@ -181,7 +246,7 @@ impl HttpUpstream {
         });
         let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
-        Ok(Sent { response, checkout: Some(Checkout { sender, pool }), upstream_local: local, active })
+        Ok(Sent { response: response.map(UpstreamBody::Hyper), upstream_local: local, active })
     }
 
     async fn send_h2(
@@ -220,7 +285,7 @@ impl HttpUpstream {
         sender.ready().await.map_err(reset_error)?;
         let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
-        Ok(Sent { response, checkout: None, upstream_local: None, active })
+        Ok(Sent { response: response.map(UpstreamBody::Hyper), upstream_local: None, active })
     }
 }
 

@@ -1,11 +1,14 @@
-//! The upstream side: the cluster manager, cluster types (STATIC, STRICT_DNS, LOGICAL_DNS),
-//! hosts, load balancers and the TCP connect path with Envoy's `cluster.<name>.` stats.
+//! The upstream side: the cluster manager, cluster types (STATIC, STRICT_DNS, LOGICAL_DNS, and
+//! `envoy.clusters.redis` in `redis_cluster`), hosts, load balancers and the TCP connect path with
+//! Envoy's `cluster.<name>.` stats.
 
 pub mod cluster;
 pub mod dns;
+pub mod h1_client;
 pub mod host;
 pub mod http_pool;
 pub mod lb;
+pub mod redis_cluster;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -43,6 +46,9 @@ impl ClusterManager {
                     continue;
                 }
             };
+            // A Redis Cluster's endpoints are only seeds: its hosts come from CLUSTER SLOTS.
+            let (hosts, seeds) =
+                if cfg.discovery == DiscoveryType::RedisCluster { (Vec::new(), hosts) } else { (hosts, Vec::new()) };
             let cluster = match Cluster::new(cfg.clone(), store, hosts) {
                 Ok(c) => Arc::new(c),
                 Err(e) => {
@@ -50,7 +56,12 @@ impl ClusterManager {
                     continue;
                 }
             };
-            if cfg.discovery != DiscoveryType::Static {
+            if cfg.discovery == DiscoveryType::RedisCluster {
+                match redis_cluster_discovery(&cluster, seeds).await {
+                    Ok(task) => tasks.push(task),
+                    Err(e) => errors.push(e),
+                }
+            } else if cfg.discovery != DiscoveryType::Static {
                 cluster.stats.update_attempt.inc();
                 cluster.stats.update_success.inc();
                 tasks.push(tokio::spawn(dns::refresh_loop(cluster.clone())));
@@ -104,6 +115,26 @@ impl ClusterManager {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Cluster>> {
         self.order.iter().filter_map(|n| self.clusters.get(n))
     }
+}
+
+/// Starts a Redis Cluster's discovery and waits for its first round (Envoy warms the cluster
+/// before listeners serve), at most `connect_timeout` + `cluster_refresh_timeout`; a cluster
+/// that does not answer starts empty and keeps trying.
+async fn redis_cluster_discovery(
+    cluster: &Arc<Cluster>,
+    seeds: Vec<Arc<host::Host>>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let opts = crate::config::redis_proxy::RedisProtocolOptions::from_cluster(&cluster.config.protocol_options)
+        .map_err(|e| format!("cluster '{}': {e}", cluster.name))?;
+    let (auth, auth_count) =
+        crate::filter::network::redis_proxy::upstream::init_commands(&opts.auth_username, &opts.auth_password, false);
+    let seeds = seeds.iter().map(|h| h.address).collect();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(redis_cluster::discovery_loop(cluster.clone(), seeds, auth, auth_count, tx));
+    let wait = cluster.config.connect_timeout
+        + cluster.config.redis_cluster.as_ref().map_or(std::time::Duration::ZERO, |c| c.cluster_refresh_timeout);
+    let _ = tokio::time::timeout(wait, rx).await;
+    Ok(task)
 }
 
 /// Static clusters resolve without I/O, so their host list is ready at once.

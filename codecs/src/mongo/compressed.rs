@@ -1,7 +1,8 @@
 //! OP_COMPRESSED (opcode 2012): `int32 originalOpcode, int32 uncompressedSize, uint8
-//! compressorId, compressed bytes`. Snappy (1) and zlib (2) bodies are decompressed into a
-//! whole message of the original opcode, so it can be read like any other; zstd (3) is
-//! recognised and counted but not decompressed.
+//! compressorId, compressed bytes`. Snappy (1), zlib (2) and zstd (3) bodies are decompressed
+//! into a whole message of the original opcode, so it can be read like any other. Output is
+//! bounded by the declared `uncompressedSize` (itself bounded by the 48 MB message maximum):
+//! a body that inflates past it is an error, not an allocation.
 
 use std::io::Read;
 
@@ -32,7 +33,7 @@ impl<'a> OpCompressed<'a> {
     }
 
     /// Rebuilds the original message (its header with `header`'s ids, then the decompressed
-    /// body) into `out`. `Ok(None)` for a compressor Legate does not decompress (zstd).
+    /// body) into `out`. `Ok(None)` for a compressor id the spec does not define.
     pub fn decompress(&self, header: &Header, out: &mut Vec<u8>) -> Result<Option<Header>, MessageError> {
         // Spec: the original message is never itself OP_COMPRESSED.
         if self.original_op_code == 2012 {
@@ -67,6 +68,16 @@ impl<'a> OpCompressed<'a> {
                 // without inflating an unbounded stream.
                 let mut d = flate2::read::ZlibDecoder::new(self.compressed).take(size as u64 + 1);
                 d.read_to_end(out).map_err(|_| MessageError::Compressed("zlib"))?;
+            }
+            ZSTD => {
+                // The window a frame may ask for is bounded too (ruzstd grows its buffer as it
+                // decodes; a message never needs a window larger than the message maximum).
+                let d = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+                    self.compressed,
+                    MAX_MESSAGE_LEN as u64,
+                )
+                .map_err(|_| MessageError::Compressed("zstd"))?;
+                d.take(size as u64 + 1).read_to_end(out).map_err(|_| MessageError::Compressed("zstd"))?;
             }
             _ => return Ok(None),
         }

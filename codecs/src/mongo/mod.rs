@@ -1,7 +1,7 @@
 //! MongoDB wire protocol (<https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/>),
 //! OP_MSG first: the 16-byte header, OP_MSG (flags, kind 0 body, kind 1 document sequences,
 //! optional CRC-32C), OP_QUERY and OP_REPLY (the handshake and old clients), OP_COMPRESSED
-//! (snappy and zlib decompressed back into the original message; zstd recognised only), and the
+//! (snappy, zlib and zstd decompressed back into the original message), and the
 //! legacy insert/update/delete/getMore/killCursors.
 //!
 //! Documents are read in place with `bson::RawDocument`: nothing is copied or allocated per

@@ -275,13 +275,73 @@ fn op_compressed_snappy_and_zlib_give_back_the_original_message() {
         let f = RequestFacts::from_msg(&msg(&orig, &out));
         assert_eq!((f.command, f.collection, f.documents), (Some("insert"), Some("people"), 1));
     }
-    // A size that lies, and zstd (counted, not decompressed).
+    // A size that lies, and a compressor id the spec does not define (counted only).
     let m = legacy(2012, &[&2013i32.to_le_bytes(), &(body.len() as i32 - 1).to_le_bytes(), &[compressed::ZLIB], &zlib]);
-    let h = split_message(&m).expect("frames").expect("whole");
-    let Message::Compressed(c) = Message::parse(&h, &m).expect("parses") else { panic!("not compressed") };
-    assert!(c.decompress(&h, &mut Vec::new()).is_err());
-    let m = legacy(2012, &[&2013i32.to_le_bytes(), &10i32.to_le_bytes(), &[compressed::ZSTD], b"zz"]);
-    let h = split_message(&m).expect("frames").expect("whole");
-    let Message::Compressed(c) = Message::parse(&h, &m).expect("parses") else { panic!("not compressed") };
-    assert_eq!(c.decompress(&h, &mut Vec::new()), Ok(None));
+    assert!(decompress(&m).is_err());
+    let m = legacy(2012, &[&2013i32.to_le_bytes(), &10i32.to_le_bytes(), &[9], b"zz"]);
+    assert_eq!(decompress(&m), Ok(None));
+}
+
+/// Decompresses a whole OP_COMPRESSED message: the original opcode and message.
+fn decompress(m: &[u8]) -> Result<Option<(i32, Vec<u8>)>, MessageError> {
+    let h = split_message(m).expect("frames").expect("whole");
+    let Message::Compressed(c) = Message::parse(&h, m).expect("parses") else { panic!("not compressed") };
+    let mut out = Vec::new();
+    Ok(c.decompress(&h, &mut out)?.map(|orig| (orig.op_code, out)))
+}
+
+fn zstd_message(op: i32, size: usize, frame: &[u8]) -> Vec<u8> {
+    legacy(2012, &[&op.to_le_bytes(), &(size as i32).to_le_bytes(), &[compressed::ZSTD], frame])
+}
+
+/// Fixtures compressed by the zstd tool itself (`zstd -19` with its content checksum, and
+/// `zstd -3 --no-check`) from the recorded pymongo insert and nx-27017 hello reply.
+const ZSTD_INSERT: &[u8] = include_bytes!("../../tests/fixtures/mongo/insert_body.zst");
+const ZSTD_REPLY: &[u8] = include_bytes!("../../tests/fixtures/mongo/reply_body.zst");
+
+#[test]
+fn op_compressed_zstd_gives_back_the_original_message() {
+    let (_, insert) = messages(CLIENT)[2];
+    let body = &insert[HEADER_LEN..];
+    let (op, out) = decompress(&zstd_message(2013, body.len(), ZSTD_INSERT)).expect("zstd").expect("known");
+    assert_eq!(op, 2013);
+    assert_eq!(&out[HEADER_LEN..], body);
+    let h = split_message(&out).expect("frames").expect("whole");
+    let f = RequestFacts::from_msg(&msg(&h, &out));
+    assert_eq!((f.command, f.collection, f.documents), (Some("insert"), Some("people"), 1));
+
+    let reply = messages(SERVER).into_iter().map(|(_, b)| b).max_by_key(|b| b.len()).expect("replies");
+    let body = &reply[HEADER_LEN..];
+    let (_, out) = decompress(&zstd_message(2013, body.len(), ZSTD_REPLY)).expect("zstd").expect("known");
+    assert_eq!(&out[HEADER_LEN..], body);
+    let h = split_message(&out).expect("frames").expect("whole");
+    assert!(ReplyFacts::from_msg(&msg(&h, &out)).ok);
+
+    // ruzstd's own encoder (a different compressor) reads back the same.
+    let frame = ruzstd::encoding::compress_to_vec(body, ruzstd::encoding::CompressionLevel::Fastest);
+    let (_, out) = decompress(&zstd_message(2013, body.len(), &frame)).expect("zstd").expect("known");
+    assert_eq!(&out[HEADER_LEN..], body);
+}
+
+#[test]
+fn op_compressed_zstd_that_lies_or_is_broken_is_an_error() {
+    let (_, insert) = messages(CLIENT)[2];
+    let len = insert.len() - HEADER_LEN;
+    // A declared size smaller than what the frame holds: stops one byte past it.
+    assert!(decompress(&zstd_message(2013, len - 1, ZSTD_INSERT)).is_err());
+    // Larger than what it holds.
+    assert!(decompress(&zstd_message(2013, len + 1, ZSTD_INSERT)).is_err());
+    // Not a zstd frame; a truncated frame; a bit flipped in the middle.
+    assert!(decompress(&zstd_message(2013, len, b"zz")).is_err());
+    assert!(decompress(&zstd_message(2013, len, &ZSTD_INSERT[..ZSTD_INSERT.len() / 2])).is_err());
+    let mut flipped = ZSTD_INSERT.to_vec();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x55;
+    assert!(
+        !matches!(decompress(&zstd_message(2013, len, &flipped)), Ok(Some((_, ref out))) if out[HEADER_LEN..] == insert[HEADER_LEN..])
+    );
+    // A small frame that inflates to far more than declared (1 MB of zeros, 64 bytes said).
+    let bomb = ruzstd::encoding::compress_to_vec(&vec![0u8; 1 << 20][..], ruzstd::encoding::CompressionLevel::Fastest);
+    assert!(bomb.len() < 1024);
+    assert!(decompress(&zstd_message(2013, 64, &bomb)).is_err());
 }

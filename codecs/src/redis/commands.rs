@@ -22,13 +22,19 @@ pub enum Family {
     Transaction,
     /// `OBJECT <subcommand> key`: hashed on argument 2.
     KeyAt2,
-    /// `RANDOMKEY`, `ROLE`: any one server.
+    /// `RANDOMKEY`, `CLUSTER <info|slots|keyslot|nodes>`: one random shard.
     RandomShard,
     /// `SELECT`: answered `OK` locally (upstream connections are shared; database 0 is used).
     LocalOk,
-    /// Commands Envoy fans out to every server and merges (`KEYS`, `SCAN`, `INFO`, `FLUSHALL`,
-    /// `CONFIG`, `SCRIPT`, `SLOWLOG`, `CLUSTER`, `HELLO`, ...): not implemented by Legate yet.
-    NotYet,
+    /// Envoy's cluster-scope commands (`KEYS`, `INFO`, `FLUSHALL`, `FLUSHDB`, `CONFIG`,
+    /// `SCRIPT`, `SLOWLOG`, `ROLE`): sent to every shard, replies merged per command.
+    ClusterScope,
+    /// `SCAN cursor ...`: sent to every shard, the arrays concatenated.
+    Scan,
+    /// `INFO.SHARD <n> [section]`: `INFO` on shard `n` only.
+    InfoShard,
+    /// `HELLO [2 [AUTH u p] [SETNAME n]]`: answered locally (RESP2 only, as Envoy 1.40).
+    Hello,
 }
 
 /// Lower-case names, sorted (binary search), with their family.
@@ -49,8 +55,8 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("bitfield_ro", Family::Simple),
     ("bitop", Family::Simple),
     ("bitpos", Family::Simple),
-    ("cluster", Family::NotYet),
-    ("config", Family::NotYet),
+    ("cluster", Family::RandomShard),
+    ("config", Family::ClusterScope),
     ("copy", Family::Simple),
     ("decr", Family::Simple),
     ("decrby", Family::Simple),
@@ -63,8 +69,8 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("exists", Family::SumMulti),
     ("expire", Family::Simple),
     ("expireat", Family::Simple),
-    ("flushall", Family::NotYet),
-    ("flushdb", Family::NotYet),
+    ("flushall", Family::ClusterScope),
+    ("flushdb", Family::ClusterScope),
     ("geoadd", Family::Simple),
     ("geodist", Family::Simple),
     ("geohash", Family::Simple),
@@ -82,7 +88,7 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("getrange", Family::Simple),
     ("getset", Family::Simple),
     ("hdel", Family::Simple),
-    ("hello", Family::NotYet),
+    ("hello", Family::Hello),
     ("hexists", Family::Simple),
     ("hexpire", Family::Simple),
     ("hexpireat", Family::Simple),
@@ -110,9 +116,9 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("incr", Family::Simple),
     ("incrby", Family::Simple),
     ("incrbyfloat", Family::Simple),
-    ("info", Family::NotYet),
-    ("info.shard", Family::NotYet),
-    ("keys", Family::NotYet),
+    ("info", Family::ClusterScope),
+    ("info.shard", Family::InfoShard),
+    ("keys", Family::ClusterScope),
     ("lindex", Family::Simple),
     ("linsert", Family::Simple),
     ("llen", Family::Simple),
@@ -143,15 +149,15 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("rename", Family::Simple),
     ("renamenx", Family::Simple),
     ("restore", Family::Simple),
-    ("role", Family::RandomShard),
+    ("role", Family::ClusterScope),
     ("rpop", Family::Simple),
     ("rpoplpush", Family::Simple),
     ("rpush", Family::Simple),
     ("rpushx", Family::Simple),
     ("sadd", Family::Simple),
-    ("scan", Family::NotYet),
+    ("scan", Family::Scan),
     ("scard", Family::Simple),
-    ("script", Family::NotYet),
+    ("script", Family::ClusterScope),
     ("sdiff", Family::Simple),
     ("sdiffstore", Family::Simple),
     ("select", Family::LocalOk),
@@ -163,7 +169,7 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("sinter", Family::Simple),
     ("sinterstore", Family::Simple),
     ("sismember", Family::Simple),
-    ("slowlog", Family::NotYet),
+    ("slowlog", Family::ClusterScope),
     ("smembers", Family::Simple),
     ("smismember", Family::Simple),
     ("smove", Family::Simple),
@@ -225,6 +231,108 @@ pub static SUPPORTED: &[(&str, Family)] = &[
     ("zunionstore", Family::Simple),
 ];
 
+/// The commands Envoy 1.40 treats as writes (`request_mirror_policy.exclude_read_commands`
+/// mirrors only these), sorted. Taken from Envoy 1.40 by mirroring every supported command
+/// through it; note that `getset` and `xadd` are not in it (Envoy counts them as reads).
+pub static WRITE_COMMANDS: &[&str] = &[
+    "append",
+    "bitfield",
+    "bitop",
+    "copy",
+    "decr",
+    "decrby",
+    "del",
+    "discard",
+    "eval",
+    "evalsha",
+    "exec",
+    "expire",
+    "expireat",
+    "geoadd",
+    "georadius",
+    "georadiusbymember",
+    "geosearchstore",
+    "getdel",
+    "hdel",
+    "hexpire",
+    "hexpireat",
+    "hincrby",
+    "hincrbyfloat",
+    "hmset",
+    "hpersist",
+    "hpexpire",
+    "hpexpireat",
+    "hset",
+    "hsetnx",
+    "incr",
+    "incrby",
+    "incrbyfloat",
+    "linsert",
+    "lmove",
+    "lpop",
+    "lpush",
+    "lpushx",
+    "lrem",
+    "lset",
+    "ltrim",
+    "mset",
+    "msetnx",
+    "multi",
+    "persist",
+    "pexpire",
+    "pexpireat",
+    "pfadd",
+    "pfmerge",
+    "psetex",
+    "rename",
+    "renamenx",
+    "restore",
+    "rpop",
+    "rpoplpush",
+    "rpush",
+    "rpushx",
+    "sadd",
+    "sdiffstore",
+    "set",
+    "setbit",
+    "setex",
+    "setnx",
+    "setrange",
+    "sinterstore",
+    "smove",
+    "sort",
+    "spop",
+    "srem",
+    "sunionstore",
+    "touch",
+    "unlink",
+    "zadd",
+    "zdiffstore",
+    "zincrby",
+    "zinterstore",
+    "zpopmax",
+    "zpopmin",
+    "zrangestore",
+    "zrem",
+    "zremrangebylex",
+    "zremrangebyrank",
+    "zremrangebyscore",
+    "zunionstore",
+];
+
+/// Whether a lower-case command name is a write for mirroring (Envoy's `isReadCommand` negated).
+pub fn is_write(lower: &str) -> bool {
+    WRITE_COMMANDS.binary_search(&lower).is_ok()
+}
+
+/// Whether Envoy 1.40 names a command in its per-command upstream stats
+/// (`cluster.<c>.redis_cluster.upstream_commands.<cmd>.*`); the others (the transaction
+/// commands, `OBJECT`, `SCAN`) are counted as `unknown`, as are the `AUTH` and `READONLY` a
+/// connection starts with.
+pub fn has_upstream_stat(lower: &str) -> bool {
+    !matches!(lower, "multi" | "exec" | "discard" | "watch" | "unwatch" | "object" | "scan")
+}
+
 /// Longest supported command name (`georadiusbymember_ro`); longer names are unknown.
 const MAX_NAME: usize = 24;
 
@@ -259,6 +367,17 @@ mod tests {
             assert_eq!(n.to_ascii_lowercase(), *n);
             assert!(n.len() <= MAX_NAME);
         }
+    }
+
+    #[test]
+    fn write_list_is_sorted_and_names_supported_commands() {
+        for w in WRITE_COMMANDS.windows(2) {
+            assert!(w[0] < w[1], "{} !< {}", w[0], w[1]);
+        }
+        for c in WRITE_COMMANDS {
+            assert!(lookup(c.as_bytes()).is_some(), "{c}");
+        }
+        assert!(is_write("set") && is_write("del") && !is_write("get") && !is_write("getset"));
     }
 
     #[test]

@@ -14,6 +14,6 @@ pub mod scan;
 #[cfg(test)]
 mod proptests;
 
-pub use commands::{lookup, Family, SUPPORTED};
+pub use commands::{has_upstream_stat, is_write, lookup, Family, SUPPORTED};
 pub use request::{InvalidRequest, Request};
 pub use scan::{Limits, ScanError, Scanner, REPLY_LIMITS, REQUEST_LIMITS};

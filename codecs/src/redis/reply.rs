@@ -94,6 +94,36 @@ pub fn line_text(frame: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// The elements of a complete `*N` array reply as zero-copy frames; `None` for any other
+/// type (a null array included) or a frame that does not hold exactly N elements.
+pub fn array_elements(frame: &Bytes) -> Option<Vec<Bytes>> {
+    if frame.first() != Some(&b'*') || frame.starts_with(b"*-1\r\n") {
+        return None;
+    }
+    let end = frame.windows(2).position(|w| w == b"\r\n")?;
+    let n = usize::try_from(super::scan::parse_int(&frame[1..end]).ok()?).ok()?;
+    let mut at = end + 2;
+    // Every element takes at least 3 bytes, which bounds the allocation by the frame's size.
+    let mut out = Vec::with_capacity(n.min(frame.len() / 3));
+    for _ in 0..n {
+        let mut scanner = super::Scanner::new(super::REPLY_LIMITS);
+        let len = scanner.scan(frame.get(at..)?).ok()??;
+        out.push(frame.slice(at..at + len));
+        at += len;
+    }
+    (at == frame.len()).then_some(out)
+}
+
+/// The payload of a `$n` bulk string reply.
+pub fn bulk_value(frame: &[u8]) -> Option<&[u8]> {
+    if frame.first() != Some(&b'$') {
+        return None;
+    }
+    let end = frame.windows(2).position(|w| w == b"\r\n")?;
+    let n = usize::try_from(super::scan::parse_int(&frame[1..end]).ok()?).ok()?;
+    frame.get(end + 2..end + 2 + n)
+}
+
 /// Fully decodes a reply (RESP2 or RESP3) with `redis-protocol`, for the few places that need
 /// its structure (cluster slot discovery, tests).
 pub fn decode_value(frame: &Bytes) -> Option<Resp3Frame> {
@@ -126,5 +156,19 @@ mod tests {
         assert_eq!(integer_value(b":42\r\n"), Some(42));
         assert_eq!(line_text(b"+OK\r\n"), Some(&b"OK"[..]));
         assert!(matches!(decode_value(&Bytes::from_static(b"*1\r\n:1\r\n")), Some(Resp3Frame::Array { .. })));
+    }
+
+    #[test]
+    fn splits_arrays_and_reads_bulk_strings() {
+        let f = Bytes::from_static(b"*3\r\n$1\r\na\r\n*1\r\n:1\r\n$-1\r\n");
+        let e = array_elements(&f).expect("array");
+        assert_eq!(e.len(), 3);
+        assert_eq!(&e[1][..], b"*1\r\n:1\r\n");
+        assert_eq!(array_elements(&Bytes::from_static(b"*0\r\n")).map(|v| v.len()), Some(0));
+        assert_eq!(array_elements(&Bytes::from_static(b"*-1\r\n")), None);
+        assert_eq!(array_elements(&Bytes::from_static(b"*2\r\n:1\r\n")), None);
+        assert_eq!(array_elements(&Bytes::from_static(b"+OK\r\n")), None);
+        assert_eq!(bulk_value(b"$2\r\nab\r\n"), Some(&b"ab"[..]));
+        assert_eq!(bulk_value(b"$-1\r\n"), None);
     }
 }

@@ -1,4 +1,4 @@
-"""pymongo workload for integration/tests/mongo_proxy.rs: python workload.py <port> <scenario>.
+"""pymongo workload for integration/tests/mongo_*.rs: python workload.py <port> <scenario> [compressors].
 
 Prints one JSON line with what the driver saw, so the test can check replies as well as stats.
 """
@@ -8,15 +8,16 @@ import pymongo
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 
-def client(port):
+def client(port, compressors=None):
     # One application connection; the monitor polls rarely so its `hello`s are few.
+    extra = {"compressors": compressors} if compressors else {}
     return pymongo.MongoClient("127.0.0.1", port, directConnection=True, maxPoolSize=1,
                                heartbeatFrequencyMS=60000, serverSelectionTimeoutMS=10000,
-                               retryWrites=False, retryReads=False)
+                               retryWrites=False, retryReads=False, **extra)
 
 
-def crud(port):
-    c = client(port)
+def crud(port, compressors=None):
+    c = client(port, compressors)
     coll = c.shop.items
     out = {}
     coll.insert_one({"_id": 1, "name": "apple", "qty": 5})
@@ -45,4 +46,4 @@ def crud(port):
 
 
 if __name__ == "__main__":
-    {"crud": crud}[sys.argv[2]](int(sys.argv[1]))
+    {"crud": crud}[sys.argv[2]](int(sys.argv[1]), *sys.argv[3:])

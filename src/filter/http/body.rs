@@ -19,26 +19,65 @@ use super::filters::SharedFilters;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A request body as the downstream codec delivers it.
+pub enum RequestBody {
+    /// No body (HTTP/1.x without a length or with length 0).
+    Empty,
+    /// HTTP/2 (hyper).
+    Hyper(Incoming),
+    /// HTTP/1.x (Legate's codec).
+    H1(super::h1::body::H1Body),
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            RequestBody::H1(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::Hyper(b) => b.is_end_stream(),
+            RequestBody::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Hyper(b) => b.size_hint(),
+            RequestBody::H1(b) => b.size_hint(),
+        }
+    }
+}
+
 /// The request body as read from the downstream: every data frame is shown to the stream's
 /// HTTP filters (`on_request_data`) once, however many attempts replay it.
 pub struct DownstreamBody {
-    body: Incoming,
+    body: RequestBody,
     filters: SharedFilters,
     /// `%BYTES_RECEIVED%`, kept only when an access log needs it.
     received: Option<Arc<AtomicU64>>,
 }
 
 impl DownstreamBody {
-    pub fn new(body: Incoming, filters: SharedFilters, received: Option<Arc<AtomicU64>>) -> DownstreamBody {
+    pub fn new(body: RequestBody, filters: SharedFilters, received: Option<Arc<AtomicU64>>) -> DownstreamBody {
         DownstreamBody { body, filters, received }
     }
 }
 
 impl Body for DownstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
@@ -77,7 +116,7 @@ impl Body for ReqBody {
         match self.get_mut() {
             ReqBody::Empty => Poll::Ready(None),
             ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ReqBody::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            ReqBody::Stream(s) => Pin::new(s).poll_frame(cx),
             ReqBody::Replay(r) => r.poll_frame(cx),
         }
     }
@@ -197,7 +236,7 @@ impl Replay {
             Poll::Ready(Some(Err(e))) => {
                 s.ended = true;
                 s.source = None;
-                Poll::Ready(Some(Err(e.into())))
+                Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(Some(Ok(frame))) => {
                 let len = frame.data_ref().map_or(0, Bytes::len);

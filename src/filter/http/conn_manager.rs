@@ -1,9 +1,9 @@
 //! `envoy.filters.network.http_connection_manager`: the terminal filter that speaks HTTP/1.1
-//! and HTTP/2 to the downstream (hyper), applies Envoy's request header rules, picks a route,
-//! runs the HTTP filters and hands the request to the router.
+//! (Legate's codec, `super::h1`) and HTTP/2 (hyper) to the downstream, applies Envoy's request
+//! header rules, picks a route, runs the HTTP filters and hands the request to the router.
 //!
-//! One task per connection (hyper's), one future per request; nothing per request is boxed
-//! unless an HTTP filter other than the router is configured.
+//! One task per connection, one future per request (boxed while in flight, so an idle
+//! keep-alive connection holds no request state).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,6 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+
+use super::body::RequestBody;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -68,6 +70,9 @@ pub struct HttpConnectionManager {
     pub max_request_headers_bytes: usize,
     pub http2: crate::config::http::Http2Options,
     pub websocket: bool,
+    pub proxy_100_continue: bool,
+    pub accept_http_10: bool,
+    pub default_host_for_http_10: Option<HeaderValue>,
     pub buffer_limit: usize,
     /// `http.<prefix>.` for the filters' own stats.
     pub stat_prefix: String,
@@ -148,6 +153,14 @@ impl HttpConnectionManager {
             max_request_headers_bytes: cfg.max_request_headers_kb as usize * 1024,
             http2: cfg.http2.clone(),
             websocket: cfg.upgrade_configs.iter().any(|u| u.upgrade_type == "websocket" && u.enabled),
+            proxy_100_continue: cfg.proxy_100_continue,
+            accept_http_10: cfg.accept_http_10,
+            default_host_for_http_10: cfg
+                .default_host_for_http_10
+                .as_deref()
+                .map(HeaderValue::from_str)
+                .transpose()
+                .map_err(|_| "http_protocol_options.default_host_for_http_10 is not a valid header value")?,
             buffer_limit,
             stat_prefix,
         })
@@ -196,46 +209,37 @@ impl HttpConnectionManager {
         }
         let started = Instant::now();
         let conn = Arc::new(ConnInfo { cx, h2, tls, active: AtomicUsize::new(0), requests: AtomicU64::new(0) });
-        let hcm = self.clone();
-        let c2 = conn.clone();
-        let svc = service_fn(move |req: Request<Incoming>| {
-            let hcm = hcm.clone();
-            let conn = c2.clone();
-            async move { Ok::<_, Infallible>(hcm.handle(conn, req).await) }
-        });
-        let io = TokioIo::new(CountedIo::new(
+        let counted = CountedIo::new(
             io,
             self.stats.downstream_cx_rx_bytes_total.clone(),
             self.stats.downstream_cx_tx_bytes_total.clone(),
-        ));
-        let result = if h2 {
+        );
+        let protocol_error = if h2 {
+            let hcm = self.clone();
+            let c2 = conn.clone();
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let hcm = hcm.clone();
+                let conn = c2.clone();
+                async move { Ok::<_, Infallible>(hcm.handle(conn, req.map(RequestBody::Hyper)).await) }
+            });
             let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
             b.timer(TokioTimer::new())
                 .initial_stream_window_size(self.http2.initial_stream_window_size)
                 .initial_connection_window_size(self.http2.initial_connection_window_size)
                 .max_concurrent_streams(self.http2.max_concurrent_streams)
                 .max_header_list_size(self.max_request_headers_bytes as u32);
-            let fut = b.serve_connection(io, svc);
-            self.drive(fut, &conn).await
-        } else {
-            let mut b = hyper::server::conn::http1::Builder::new();
-            b.timer(TokioTimer::new())
-                .keep_alive(true)
-                .header_read_timeout(None)
-                .max_headers(self.max_headers_count as usize)
-                .max_buf_size(self.max_request_headers_bytes.max(8192));
-            let fut = b.serve_connection(io, svc).with_upgrades();
-            self.drive(fut, &conn).await
-        };
-        match result {
-            Ok(()) => s.downstream_cx_destroy_remote.inc(),
-            Err(e) => {
-                if e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || is_h2_protocol_error(&e) {
-                    s.downstream_cx_protocol_error.inc();
-                }
-                s.downstream_cx_destroy_remote.inc();
+            let fut = b.serve_connection(TokioIo::new(counted), svc);
+            match self.drive(fut, &conn).await {
+                Ok(()) => false,
+                Err(e) => e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || is_h2_protocol_error(&e),
             }
+        } else {
+            super::h1::conn::serve(&self, &conn, counted).await == super::h1::conn::End::ProtocolError
+        };
+        if protocol_error {
+            s.downstream_cx_protocol_error.inc();
         }
+        s.downstream_cx_destroy_remote.inc();
         s.downstream_cx_destroy.inc();
         if conn.active.load(Ordering::Relaxed) > 0 {
             s.downstream_cx_destroy_active_rq.inc();
@@ -293,8 +297,29 @@ impl HttpConnectionManager {
         }
     }
 
+    /// Envoy's reply to a request its HTTP/1 codec refused (`sendProtocolError`): a local
+    /// reply with the reason phrase as the body, flag `DPE`, then the connection closes.
+    pub(crate) fn codec_error_reply(
+        self: &Arc<Self>,
+        conn: &Arc<ConnInfo>,
+        code: u16,
+        details: &'static str,
+    ) -> Response<RespBody> {
+        let s = &self.stats;
+        conn.requests.fetch_add(1, Ordering::Relaxed);
+        s.downstream_rq_total.inc();
+        s.downstream_rq_http1_total.inc();
+        s.downstream_rq_active.inc();
+        conn.active.fetch_add(1, Ordering::Relaxed);
+        let (parts, ()) = Request::new(()).into_parts();
+        let mut tail = StreamTail::new(self.clone(), conn.clone(), Instant::now(), SystemTime::now(), &parts);
+        tail.close_connection = true;
+        let reason = status(code).canonical_reason().unwrap_or("");
+        tail.local_reply(LocalReply::new(code, reason, ResponseFlags::DPE, details), None)
+    }
+
     /// One request, start to response headers; the rest happens in the response body.
-    async fn handle(self: Arc<Self>, conn: Arc<ConnInfo>, mut req: Request<Incoming>) -> Response<RespBody> {
+    pub(crate) async fn handle(self: Arc<Self>, conn: Arc<ConnInfo>, req: Request<RequestBody>) -> Response<RespBody> {
         let started = Instant::now();
         let start_time = SystemTime::now();
         conn.requests.fetch_add(1, Ordering::Relaxed);
@@ -307,8 +332,7 @@ impl HttpConnectionManager {
         }
         s.downstream_rq_active.inc();
         conn.active.fetch_add(1, Ordering::Relaxed);
-        let upgrade =
-            if !conn.h2 && is_websocket_upgrade(req.headers()) { Some(hyper::upgrade::on(&mut req)) } else { None };
+        let upgrade = !conn.h2 && is_websocket_upgrade(req.headers());
         let (mut parts, body) = req.into_parts();
         let mut tail = StreamTail::new(self.clone(), conn.clone(), started, start_time, &parts);
         let is_grpc = is_grpc(&parts.headers);
@@ -416,7 +440,7 @@ impl HttpConnectionManager {
                     );
                     return tail.local_reply(reply, Some((vh, route)));
                 };
-                let ws = upgrade.filter(|_| {
+                let ws = upgrade && {
                     let allowed = fwd
                         .upgrade_configs
                         .iter()
@@ -426,8 +450,8 @@ impl HttpConnectionManager {
                         s.downstream_rq_ws_on_non_ws_route.inc();
                     }
                     allowed
-                });
-                if ws.is_none() && is_websocket_upgrade(&parts.headers) {
+                };
+                if !ws && is_websocket_upgrade(&parts.headers) {
                     let reply = LocalReply::new(403, "", ResponseFlags::default(), "upgrade_failed");
                     return tail.local_reply(reply, Some((vh, route)));
                 }
@@ -552,17 +576,6 @@ where
 {
     fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
         hyper::server::conn::http2::Connection::graceful_shutdown(self)
-    }
-}
-
-impl<I, S> GracefulShutdown for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming, ResBody = RespBody>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
-        hyper::server::conn::http1::UpgradeableConnection::graceful_shutdown(self)
     }
 }
 

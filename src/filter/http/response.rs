@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use super::body::BoxError;
 use super::conn_manager::{http_to_grpc_status, protocol_name, status, ConnInfo, HttpConnectionManager, Matched};
@@ -25,11 +25,13 @@ use super::local_reply::LocalReply;
 use super::route_table::HeaderVars;
 use crate::access_log::{ResponseFlags, StreamInfo};
 use crate::upstream::cluster::Cluster;
-use crate::upstream::http_pool::Checkout;
+use crate::upstream::http_pool::UpstreamBody;
 
+// Not boxed: a response body exists only while its request is in flight.
+#[allow(clippy::large_enum_variant)]
 enum Inner {
     Local(Option<Bytes>),
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
 }
 
 /// The body of a response sent downstream.
@@ -58,7 +60,7 @@ enum Deadline {
 }
 
 impl RespBody {
-    pub fn upstream(body: Incoming, tail: Box<StreamTail>) -> RespBody {
+    pub fn upstream(body: UpstreamBody, tail: Box<StreamTail>) -> RespBody {
         RespBody { inner: Inner::Upstream(body), tail: Some(tail), deadline: None, idle: None, timer: None }
     }
 
@@ -159,7 +161,7 @@ impl Body for RespBody {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            Inner::Upstream(s) => Pin::new(s).poll_frame(cx),
         };
         if polled.is_pending() {
             if let Some((at, kind)) = this.next_limit() {
@@ -251,7 +253,6 @@ pub struct StreamTail {
     /// Request body bytes read from the downstream (when access logs need them).
     pub received: Option<Arc<std::sync::atomic::AtomicU64>>,
     pub filters: SharedFilters,
-    pub checkout: Option<Checkout>,
     /// The upstream request's `upstream_rq_active` share, held to the end of the response.
     pub active_rq: Option<crate::upstream::http_pool::ActiveRq>,
     pub ended: bool,
@@ -294,7 +295,6 @@ impl StreamTail {
             bytes_received: 0,
             received: None,
             filters: SharedFilters::default(),
-            checkout: None,
             active_rq: None,
             ended: false,
             upstream_reset: false,
@@ -407,9 +407,6 @@ impl Drop for StreamTail {
         if self.ended {
             s.downstream_rq_completed.inc();
             ls.downstream_rq_completed.inc();
-            if let Some(c) = self.checkout.take() {
-                c.release();
-            }
         } else {
             s.downstream_rq_tx_reset.inc();
             if self.response_code.is_some() && !self.local {

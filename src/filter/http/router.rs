@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, Uri, Version};
-use hyper::body::{Body, Incoming};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
+use hyper::body::Body;
+
+use super::body::RequestBody;
 
 use super::body::{DownstreamBody, ReqBody, Tee};
 use super::conn_manager::{ConnInfo, HttpConnectionManager};
@@ -68,13 +68,13 @@ pub async fn forward(
     hcm: &Arc<HttpConnectionManager>,
     conn: &Arc<ConnInfo>,
     mut parts: http::request::Parts,
-    body: Incoming,
+    body: RequestBody,
     vh: &VirtualHost,
     route: &Route,
     fwd: &ForwardAction,
     weighted: Option<&WeightedCluster>,
     cluster: Arc<Cluster>,
-    upgrade: Option<OnUpgrade>,
+    upgrade: bool,
     mut tail: Box<StreamTail>,
     authority: &str,
     path: &str,
@@ -143,19 +143,19 @@ pub async fn forward(
         }
     }
     hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
-    strip_hop_by_hop(h, upgrade.is_some());
+    strip_hop_by_hop(h, upgrade);
 
     if !hcm.access_logs.is_empty() {
         tail.received = Some(Arc::default());
     }
     let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone());
     let ended = body.is_end_stream();
-    let replayable = upgrade.is_none() && (retries.max > 0 || !fwd.mirrors.is_empty());
+    let replayable = !upgrade && (retries.max > 0 || !fwd.mirrors.is_empty());
     let (tee, mut first_body) =
         if !ended && replayable { (Some(Tee::new(body, hcm.buffer_limit)), None) } else { (None, Some(body)) };
 
     let hash = if cluster.uses_hash() { request_hash(fwd, &parts, path, conn) } else { None };
-    let h2 = cluster.http.uses_h2(conn.h2) && upgrade.is_none();
+    let h2 = cluster.http.uses_h2(conn.h2) && !upgrade;
     let started = Instant::now();
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut attempt: u32 = 0;
@@ -223,7 +223,7 @@ pub async fn forward(
             _ => false,
         };
         let limit = if idle_first { idle } else { limit };
-        let send = cluster.http.send(&cluster, &host, req, h2);
+        let send = cluster.http.send(&cluster, &host, req, h2, upgrade);
         let outcome = match limit {
             Some(l) => match tokio::time::timeout_at(l, send).await {
                 Ok(r) => r.map_err(Failure::Send),
@@ -249,12 +249,8 @@ pub async fn forward(
                 let retriable = retry_on_response(&retries, code, grpc, ratelimited);
                 if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
                     cluster.http_stats.charge_retry(code);
-                    // A bodiless answer leaves the connection reusable.
-                    if sent.response.body().is_end_stream() {
-                        if let Some(c) = sent.checkout {
-                            c.release();
-                        }
-                    }
+                    // A bodiless answer already went back to the pool (HTTP/1.1).
+                    drop(sent);
                     backoff(&cluster, &retries, attempt, deadline).await;
                     retried = true;
                     continue;
@@ -268,7 +264,6 @@ pub async fn forward(
                 let service_time = attempt_started.elapsed();
                 tail.upstream_time = Some(service_time);
                 tail.upstream_local = sent.upstream_local;
-                tail.checkout = sent.checkout;
                 tail.active_rq = Some(sent.active);
                 tail.response_code = Some(code);
                 tail.details = Some(Cow::Borrowed("via_upstream"));
@@ -280,8 +275,9 @@ pub async fn forward(
                 let (mut rp, rbody) = sent.response.into_parts();
                 // The downstream hears its own protocol, whatever the upstream spoke.
                 rp.version = if conn.h2 { Version::HTTP_2 } else { Version::HTTP_11 };
-                if let (Some(up), 101) = (upgrade, code) {
-                    tunnel(hcm, up, hyper::upgrade::on(Response::from_parts(rp.clone(), ())));
+                if upgrade && code == 101 {
+                    // The upstream's upgrade handle stays in the response's extensions: the
+                    // downstream codec joins the two connections once the 101 is written.
                     rp.headers.remove(header::CONTENT_LENGTH);
                     tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
                     tail.run_response_filters(&mut rp);
@@ -675,13 +671,10 @@ fn start_mirrors(
             let h2 = cluster.http.uses_h2(false);
             let b = if body.is_empty() { ReqBody::Empty } else { ReqBody::Full(Some(body)) };
             let Some(req) = build_request(&method, &shadow, &path, headers, b, h2) else { return };
-            if let Ok(sent) = cluster.http.send(&cluster, &host, req, h2).await {
+            if let Ok(sent) = cluster.http.send(&cluster, &host, req, h2, false).await {
                 cluster.http_stats.charge(&cluster, sent.response.status().as_u16());
                 let mut b = sent.response.into_body();
                 while let Some(Ok(_)) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut b).poll_frame(cx)).await {}
-                if let Some(c) = sent.checkout {
-                    c.release();
-                }
             }
         });
     }
@@ -695,18 +688,4 @@ fn shadow_authority(a: &str) -> String {
         }
         _ => format!("{a}-shadow"),
     }
-}
-
-/// Joins the upgraded downstream and upstream connections (WebSocket) until either closes.
-fn tunnel(hcm: &Arc<HttpConnectionManager>, down: OnUpgrade, up: OnUpgrade) {
-    let stats = hcm.clone();
-    tokio::spawn(async move {
-        let (Ok(d), Ok(u)) = (down.await, up.await) else { return };
-        stats.stats.downstream_cx_upgrades_total.inc();
-        stats.stats.downstream_cx_upgrades_active.inc();
-        let mut d = TokioIo::new(d);
-        let mut u = TokioIo::new(u);
-        let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
-        stats.stats.downstream_cx_upgrades_active.dec();
-    });
 }

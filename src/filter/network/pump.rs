@@ -13,6 +13,11 @@
 //! Reads go through tokio's `poll_read`, which treats a short read as "drained" (no extra empty
 //! `recv` per batch), and a batch keeps reading while reads fill the buffer, so bulk transfers
 //! make few, large sends: on loopback most of a proxy's CPU is the kernel's per-send work.
+//!
+//! An observer may ask for the downstream bytes it just saw to be held back for a while
+//! (`FilterAction::Delay`, fault injection): they go to the pending buffer unwritten, and the
+//! direction behaves as if its destination were blocked (reading on up to the buffer limit)
+//! until the delay's timer fires.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -25,7 +30,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::filter::{FilterAction, Observer};
+use crate::filter::{CloseOrigin, FilterAction, Observer};
 use crate::stats::{Counter, Gauge};
 
 /// Most bytes read in one batch before they are written on; also the most a direction buffers
@@ -87,6 +92,15 @@ struct Half<'a, R, W> {
     from_downstream: bool,
     /// An observer's local answer to the downstream, before closing.
     reply: Option<&'static [u8]>,
+    /// Nothing is written before this fires (an observer's `FilterAction::Delay`).
+    delay: Option<Pin<Box<Sleep>>>,
+    /// Why the direction failed, when it did: a write to the destination (else a read from
+    /// the source, or an observer closing).
+    write_failed: bool,
+    /// An observer asked to close (or answered locally).
+    filter_closed: bool,
+    /// An observer asked to close once what it saw is written (`FilterAction::FlushAndClose`).
+    close_after: bool,
 }
 
 /// The pump future. Poll it to completion; then read the byte totals. Each side is any
@@ -104,11 +118,27 @@ pub struct Pump<'a, DR, DW, UR, UW> {
     last_activity: Instant,
     /// A local reply being written to the downstream (and how much of it is written).
     closing: Option<(&'static [u8], usize)>,
+    /// Which direction finished last when both did (`true`: downstream→upstream).
+    d2u_done_last: bool,
 }
 
 impl<'a, R, W> Half<'a, R, W> {
     fn new(src: R, dst: W, stats: HalfStats<'a>, from_downstream: bool) -> Self {
-        Half { src, dst, stats, pending: None, read_eof: false, done: false, total: 0, from_downstream, reply: None }
+        Half {
+            src,
+            dst,
+            stats,
+            pending: None,
+            read_eof: false,
+            done: false,
+            total: 0,
+            from_downstream,
+            reply: None,
+            delay: None,
+            write_failed: false,
+            filter_closed: false,
+            close_after: false,
+        }
     }
 }
 
@@ -137,6 +167,7 @@ where
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
             last_activity: Instant::now(),
             closing: None,
+            d2u_done_last: false,
         }
     }
 
@@ -153,6 +184,25 @@ where
     /// Whether the upstream ended its side (EOF seen), which Envoy counts as a remote close.
     pub fn upstream_ended(&self) -> bool {
         self.u2d.read_eof
+    }
+
+    /// Who closed the downstream connection, given how the pump ended, as Envoy tells its
+    /// network filters (`RemoteClose` / `LocalClose`). Envoy closes a half-closed connection
+    /// on whichever half-close completes it: the downstream's FIN arriving last is a remote
+    /// close, our FIN to it going out last a local one. A failed read from the downstream or
+    /// write to it is the peer's doing; an upstream failure, a timer or a filter is ours.
+    pub fn close_origin(&self, end: PumpEnd) -> CloseOrigin {
+        let remote = match end {
+            PumpEnd::Done => self.d2u_done_last,
+            PumpEnd::DownstreamError => !self.d2u.write_failed && !self.d2u.filter_closed,
+            PumpEnd::UpstreamError => self.u2d.write_failed && !self.u2d.filter_closed,
+            PumpEnd::IdleTimeout | PumpEnd::MaxDuration | PumpEnd::FilterClosed => false,
+        };
+        if remote {
+            CloseOrigin::Remote
+        } else {
+            CloseOrigin::Local
+        }
     }
 }
 
@@ -171,11 +221,29 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
             return Poll::Ready(Ok(()));
         }
         for _ in 0..BATCHES_PER_POLL {
+            if self.close_after {
+                // The pump closes the connection now (it flushes what is owed first).
+                return Poll::Pending;
+            }
             let mut write_blocked = false;
-            if let Some(p) = &mut self.pending {
+            if let Some(d) = &mut self.delay {
+                if d.as_mut().poll(cx).is_ready() {
+                    self.delay = None;
+                } else {
+                    // Held back: nothing is written, reading goes on into the buffer.
+                    write_blocked = true;
+                }
+            }
+            if let (Some(p), false) = (&mut self.pending, write_blocked) {
                 match Pin::new(&mut self.dst).poll_write(cx, p) {
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+                    Poll::Ready(Err(e)) => {
+                        self.write_failed = true;
+                        return Poll::Ready(Err(e));
+                    }
+                    Poll::Ready(Ok(0)) => {
+                        self.write_failed = true;
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)));
+                    }
                     Poll::Ready(Ok(n)) => {
                         p.advance(n);
                         self.stats.tx.add(n as u64);
@@ -195,6 +263,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
                 }
                 // Half-close: pass the FIN (and, over TLS, close_notify) on and keep the other
                 // direction running. When the other direction is done the sockets close anyway.
+                if self.pending.is_none() && self.delay.is_some() {
+                    // Delayed with nothing left to hold (cannot happen: a delay always holds
+                    // the bytes that asked for it); never wait on a timer for nothing.
+                    self.delay = None;
+                }
                 if !other_done && Pin::new(&mut self.dst).poll_shutdown(cx).is_pending() {
                     return Poll::Pending;
                 }
@@ -243,7 +316,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
             return Ok(Poll::Ready(false));
         }
         let data = &p[before..];
-        show_observers(observers, self.from_downstream, data, &mut self.reply)?;
+        // Already held back: a further delay does not extend this one.
+        let v = Verdict {
+            from_downstream: self.from_downstream,
+            reply: &mut self.reply,
+            filter_closed: &mut self.filter_closed,
+            close_after: &mut self.close_after,
+        };
+        let _ = show_observers(observers, data, v)?;
         self.total += n as u64;
         self.stats.rx.add(n as u64);
         self.stats.buffered.add(n as u64);
@@ -288,16 +368,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Half<'_, R, W> {
                 return Ok(if self.read_eof { Poll::Ready(false) } else { Poll::Pending });
             }
             let data = &rb.filled()[..n];
-            show_observers(observers, self.from_downstream, data, &mut self.reply)?;
+            let v = Verdict {
+                from_downstream: self.from_downstream,
+                reply: &mut self.reply,
+                filter_closed: &mut self.filter_closed,
+                close_after: &mut self.close_after,
+            };
+            let delay = show_observers(observers, data, v)?;
             self.total += n as u64;
             self.stats.rx.add(n as u64);
             let mut off = 0;
-            while off < n {
-                match Pin::new(&mut self.dst).poll_write(cx, &data[off..]) {
-                    Poll::Ready(Ok(w)) if w > 0 => off += w,
-                    Poll::Ready(Ok(_)) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                    Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Pending => break,
+            if let Some(d) = delay {
+                // Held back whole; `poll_move` polls the timer next, which registers the wakeup.
+                self.delay = Some(Box::pin(tokio::time::sleep(d)));
+            } else {
+                while off < n {
+                    match Pin::new(&mut self.dst).poll_write(cx, &data[off..]) {
+                        Poll::Ready(Ok(w)) if w > 0 => off += w,
+                        Poll::Ready(Ok(_)) => {
+                            self.write_failed = true;
+                            return Err(io::Error::from(io::ErrorKind::WriteZero));
+                        }
+                        Poll::Ready(Err(e)) => {
+                            self.write_failed = true;
+                            return Err(e);
+                        }
+                        Poll::Pending => break,
+                    }
                 }
             }
             self.stats.tx.add(off as u64);
@@ -358,28 +455,38 @@ where
     }
 }
 
-/// Shows bytes to every observer. An observer asking to close ends the connection; one that
-/// answers locally leaves its reply in `reply` (the bytes are not forwarded).
-fn show_observers(
-    observers: &mut [Box<dyn Observer>],
+/// What the observers asked of one direction.
+struct Verdict<'h> {
     from_downstream: bool,
-    data: &[u8],
-    reply: &mut Option<&'static [u8]>,
-) -> io::Result<()> {
+    reply: &'h mut Option<&'static [u8]>,
+    filter_closed: &'h mut bool,
+    close_after: &'h mut bool,
+}
+
+/// Shows bytes to every observer. An observer asking to close ends the connection; one that
+/// answers locally leaves its reply in `reply` (the bytes are not forwarded). Returns the
+/// longest delay asked for downstream bytes (upstream bytes are never delayed).
+fn show_observers(observers: &mut [Box<dyn Observer>], data: &[u8], v: Verdict<'_>) -> io::Result<Option<Duration>> {
+    let mut delay: Option<Duration> = None;
     for o in observers.iter_mut() {
-        let act = if from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
+        let act = if v.from_downstream { o.on_downstream_data(data) } else { o.on_upstream_data(data) };
         match act {
             FilterAction::Continue => {}
-            FilterAction::Close => {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"))
+            FilterAction::Delay(d) if v.from_downstream => delay = Some(delay.map_or(d, |x| x.max(d))),
+            FilterAction::Delay(_) => {}
+            FilterAction::FlushAndClose if !v.from_downstream => *v.close_after = true,
+            FilterAction::Close | FilterAction::FlushAndClose => {
+                *v.filter_closed = true;
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by a network filter"));
             }
             FilterAction::ReplyAndClose(r) => {
-                *reply = Some(r);
+                *v.reply = Some(r);
+                *v.filter_closed = true;
                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "answered locally by a network filter"));
             }
         }
     }
-    Ok(())
+    Ok(delay)
 }
 
 /// Tells the observers that this direction's source ended; the upstream's end may leave last
@@ -414,6 +521,7 @@ where
         }
         let mut active = false;
         let limit = this.limit;
+        let u2d_was_done = this.u2d.done;
         let a = this.d2u.poll_move(cx, this.observers, (limit, this.u2d.done), &mut active);
         if let Poll::Ready(Err(_)) = a {
             return match this.d2u.reply.take() {
@@ -422,6 +530,11 @@ where
             };
         }
         let b = this.u2d.poll_move(cx, this.observers, (limit, this.d2u.done), &mut active);
+        if this.u2d.close_after {
+            // Flush what the downstream is owed (the bytes that asked for this included),
+            // then end it: a local close.
+            return this.start_reply(b"", cx);
+        }
         if let Poll::Ready(Err(_)) = b {
             return match this.u2d.reply.take() {
                 Some(r) => this.start_reply(r, cx),
@@ -429,6 +542,8 @@ where
             };
         }
         if a.is_ready() && b.is_ready() {
+            // The upstream direction was finished before this poll, so ours closed it.
+            this.d2u_done_last = u2d_was_done;
             return Poll::Ready(PumpEnd::Done);
         }
         if let Some(max) = &mut this.max_duration {

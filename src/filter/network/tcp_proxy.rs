@@ -12,11 +12,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::postgres_proxy::starttls::{PgStartTls, UpstreamSsl};
 use super::pump::{HalfStats, Pump, PumpEnd, PumpLimits};
 use crate::access_log::{AccessLog, ResponseFlags, StreamInfo};
 use crate::config::filters::{ClusterSpecifier, TcpProxyConfig};
 use crate::define_stats;
-use crate::filter::{ConnContext, Downstream, Observer};
+use crate::filter::{CloseOrigin, ConnContext, Downstream, Observer};
 use crate::stats::Store;
 use crate::upstream::cluster::{Cluster, UpstreamConn, UpstreamStream};
 use crate::upstream::lb::hash_ip;
@@ -108,12 +109,26 @@ impl TcpProxy {
         mut downstream: Downstream,
         cx: ConnContext,
         mut observers: Vec<Box<dyn Observer>>,
+        starttls: Option<&PgStartTls>,
     ) {
         let started = (SystemTime::now(), Instant::now());
         self.stats.downstream_cx_total.inc();
         let mut out = Outcome::default();
         let (mut bytes, mut upstream_local) = ((0, 0), None);
-        if let Some(mut up) = self.connect(&cx, &mut out).await {
+        // No upstream: we close the downstream.
+        let mut close_origin = CloseOrigin::Local;
+        let mut up = self.connect(&cx, &mut out).await;
+        if let (Some(st), Some(u)) = (starttls, up.as_mut()) {
+            // Boxed: only chains that ask the server for SSL pay for this state.
+            if let UpstreamSsl::Refuse(reply, reason) = Box::pin(st.connect_upstream(u)).await {
+                out.upstream_host = Some(u.host.address);
+                out.flags.set(ResponseFlags::UF);
+                out.failure_reason = reason;
+                refuse(&mut downstream, reply).await;
+                up = None;
+            }
+        }
+        if let Some(mut up) = up {
             out.upstream_host = Some(up.host.address);
             for o in &mut observers {
                 o.on_upstream_host(up.host.address);
@@ -128,7 +143,7 @@ impl TcpProxy {
                 idle_timeout: self.idle_timeout,
                 max_duration: self.max_duration,
             };
-            let (end, rx, tx, upstream_ended) = match (&mut downstream, up.transport_mut()) {
+            let (end, rx, tx, upstream_ended, origin) = match (&mut downstream, up.transport_mut()) {
                 (Downstream::Tcp(s), UpstreamStream::Tcp(u)) => {
                     pump(s.split(), u.split(), (&self.stats, &cluster.stats), &mut observers, limits).await
                 }
@@ -177,9 +192,10 @@ impl TcpProxy {
             if remote {
                 up.mark_remote_close();
             }
+            close_origin = origin;
         }
         for o in &mut observers {
-            o.on_close();
+            o.on_close(close_origin);
         }
         if self.access_logs.is_empty() && cx.listener.access_logs.is_empty() {
             return;
@@ -247,15 +263,31 @@ impl TcpProxy {
     }
 }
 
+/// Tells the client why its session cannot go on, then ends the downstream's write side.
+async fn refuse(downstream: &mut Downstream, reply: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    match downstream {
+        Downstream::Tcp(s) => {
+            let _ = s.write_all(reply).await;
+            let _ = s.shutdown().await;
+        }
+        Downstream::Tls(t) => {
+            let _ = t.write_all(reply).await;
+            let _ = t.shutdown().await;
+        }
+    }
+}
+
 /// Moves bytes between the downstream and upstream halves until the pump ends; returns how it
-/// ended, the bytes read each way, and whether the upstream ended its side.
+/// ended, the bytes read each way, whether the upstream ended its side, and who closed the
+/// downstream.
 async fn pump<DR, DW, UR, UW>(
     down: (DR, DW),
     up: (UR, UW),
     (proxy, cluster): (&TcpProxyStats, &ClusterStats),
     observers: &mut [Box<dyn Observer>],
     limits: PumpLimits,
-) -> (PumpEnd, u64, u64, bool)
+) -> (PumpEnd, u64, u64, bool, CloseOrigin)
 where
     DR: AsyncRead + Unpin,
     DW: AsyncWrite + Unpin,
@@ -274,7 +306,7 @@ where
     };
     let mut pump = Pump::new(down, up, d2u, u2d, observers, limits);
     let end = (&mut pump).await;
-    (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended())
+    (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended(), pump.close_origin(end))
 }
 
 /// What a connection remembers for its access log while it runs (kept small: it lives as long

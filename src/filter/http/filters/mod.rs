@@ -17,7 +17,7 @@ mod fault;
 mod grpc_stats;
 mod headers;
 mod local_ratelimit;
-mod percent;
+pub(crate) mod percent;
 mod token_bucket;
 
 use std::sync::Arc;

@@ -4,6 +4,21 @@
 //! requestID/responseTo, so pipelined requests, `moreToCome` requests (no reply) and exhaust
 //! replies (`moreToCome` replies, each answering the previous one) all time correctly.
 //!
+//! Fault injection (`delay`, Envoy's `tryInjectDelay`): a request message, when the dice say
+//! so, asks the pump to hold the downstream bytes of the read it arrived in (and what follows)
+//! for the delay; while one delay runs no other is started, so `delays_injected` counts delays,
+//! not delayed requests. Envoy does this for each legacy request it decodes; Legate also for
+//! OP_MSG (acknowledged or `moreToCome`), which Envoy cannot decode.
+//!
+//! The close hook tells who closed the connection; requests still waiting for their replies
+//! then count `cx_destroy_{remote,local}_with_active_rq` as in Envoy's `onEvent` (Envoy tracks
+//! OP_QUERY only; Legate every request that expects a reply).
+//!
+//! Drain close (Envoy's, in `decodeReply`): while the server drains (SIGTERM,
+//! `/quitquitquit`), a reply that leaves no request outstanding is forwarded and then the
+//! connection is closed (`cx_drain_close`), so clients move to another proxy between requests
+//! instead of holding the drain open; runtime `mongo.drain_close_enabled` (percent, 100).
+//!
 //! Bad input never stops the bytes: a message that cannot be read is counted in
 //! `decoding_error` and skipped; a stream that can no longer be framed (a length outside
 //! 16..=48,000,000) is counted and no longer decoded, while tcp_proxy keeps forwarding it.
@@ -17,17 +32,20 @@ mod tests;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use legate_codecs::mongo::facts::{QueryType, ReplyFacts, RequestFacts};
 use legate_codecs::mongo::{op_query, op_reply, Header, Message, OpCompressed, OpMsg};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use self::framer::Framer;
 use self::log::MongoLog;
 use self::stats::{Caps, CmdStats, CollStats, QueryStats, Registry};
+use crate::config::http_filters::FractionalPercent;
 use crate::config::mongo_proxy::{self as cfg, MongoProxyConfig};
-use crate::filter::{ConnContext, FilterAction, Observer, ObserverFactory};
+use crate::filter::http::filters::percent;
+use crate::filter::{CloseOrigin, ConnContext, FilterAction, Observer, ObserverFactory};
 use crate::runtime::Runtime;
 use crate::stats::Store;
 
@@ -39,6 +57,10 @@ const MAX_PENDING: usize = 1024;
 pub struct MongoProxy {
     reg: Registry,
     log: Option<MongoLog>,
+    /// The delay and how often, after runtime overrides; `None`: no fault injection.
+    delay: Option<(Duration, FractionalPercent)>,
+    /// How often a drain closes a connection after a reply (`mongo.drain_close_enabled`).
+    drain_close: FractionalPercent,
 }
 
 impl MongoProxy {
@@ -53,13 +75,29 @@ impl MongoProxy {
             Some(p) => Some(MongoLog::open(p).map_err(|e| format!("mongo_proxy access_log '{p}': {e}"))?),
             None => None,
         };
-        Ok(MongoProxy { reg: Registry::new(store, &c.stat_prefix, c.commands.as_deref(), caps), log })
+        // Envoy's `delayDuration`: runtime overrides the percentage and the duration; a delay
+        // with no fixed duration (header_delay) or of 0 ms never applies.
+        let delay = c.delay.as_ref().and_then(|d| {
+            let fixed = d.fixed?;
+            let pct = percent::percent_or(runtime, Some(cfg::RUNTIME_DELAY_PERCENT), d.percentage);
+            let ms = runtime.get_u64(cfg::RUNTIME_DELAY_DURATION_MS).unwrap_or(fixed.as_millis() as u64);
+            (ms > 0 && pct.numerator > 0).then(|| (Duration::from_millis(ms), pct))
+        });
+        let drain_close = percent::percent_or(
+            runtime,
+            Some(cfg::RUNTIME_DRAIN_CLOSE_ENABLED),
+            FractionalPercent { numerator: 100, denominator: 100 },
+        );
+        let reg = Registry::new(store, &c.stat_prefix, c.commands.as_deref(), caps);
+        Ok(MongoProxy { reg, log, delay, drain_close })
     }
 }
 
 impl ObserverFactory for Arc<MongoProxy> {
-    fn create(&self, _cx: &ConnContext) -> Box<dyn Observer> {
-        Box::new(MongoObserver::new(self.clone()))
+    fn create(&self, cx: &ConnContext) -> Box<dyn Observer> {
+        let mut o = MongoObserver::new(self.clone());
+        o.drain = Some(cx.drain.clone());
+        Box::new(o)
     }
 }
 
@@ -89,6 +127,14 @@ struct MongoObserver {
     pending: VecDeque<Pending>,
     upstream: Option<SocketAddr>,
     dead: bool,
+    /// A delay asked of the pump for the bytes being decoded now.
+    delay_now: Option<Duration>,
+    /// When the running delay ends (no other starts before).
+    delayed_until: Option<Instant>,
+    /// Cancelled when the server starts draining.
+    drain: Option<CancellationToken>,
+    /// A reply was decoded in the bytes being read now.
+    replied: bool,
 }
 
 /// `{"callingFunction": "..."}` in a query comment (Envoy's call-site convention).
@@ -106,6 +152,38 @@ impl MongoObserver {
             pending: VecDeque::new(),
             upstream: None,
             dead: false,
+            delay_now: None,
+            delayed_until: None,
+            drain: None,
+            replied: false,
+        }
+    }
+
+    /// Envoy's drain close: after a reply, with nothing outstanding, while draining.
+    fn drain_close_now(&mut self) -> bool {
+        if !std::mem::take(&mut self.replied) || !self.pending.is_empty() {
+            return false;
+        }
+        if !self.drain.as_ref().is_some_and(CancellationToken::is_cancelled) || !percent::roll(self.shared.drain_close)
+        {
+            return false;
+        }
+        tracing::debug!(target: "mongo", "drain closing mongo connection");
+        self.stats().cx_drain_close.inc();
+        true
+    }
+
+    /// Envoy's `tryInjectDelay`, once per decoded request message.
+    fn try_delay(&mut self) {
+        let Some((d, pct)) = self.shared.delay else { return };
+        let now = Instant::now();
+        if self.delay_now.is_some() || self.delayed_until.is_some_and(|t| now < t) {
+            return;
+        }
+        if percent::roll(pct) {
+            self.delay_now = Some(d);
+            self.delayed_until = Some(now + d);
+            self.stats().delays_injected.inc();
         }
     }
 
@@ -177,6 +255,11 @@ impl MongoObserver {
                 return;
             }
         };
+        if !matches!(msg, Message::Compressed(_) | Message::Reply(_) | Message::Unknown { .. })
+            || matches!(msg, Message::Unknown { op_code: 2010, .. })
+        {
+            self.try_delay();
+        }
         match msg {
             Message::Msg(m) => self.on_msg_request(h, &m),
             Message::Query(q) => self.on_query(h, &q),
@@ -218,8 +301,9 @@ impl MongoObserver {
         }
     }
 
-    /// The original message inside an OP_COMPRESSED (snappy, zlib, noop); `None` for zstd
-    /// (counted only) or a body that does not decompress (counted as `decoding_error`).
+    /// The original message inside an OP_COMPRESSED (snappy, zlib, zstd, noop); `None` for a
+    /// compressor id the spec does not define (counted only) or a body that does not
+    /// decompress (counted as `decoding_error`).
     fn decompress(&self, h: &Header, c: &OpCompressed) -> Option<(Header, Vec<u8>)> {
         let mut out = Vec::new();
         match c.decompress(h, &mut out) {
@@ -404,6 +488,7 @@ impl MongoObserver {
             self.stats().decoding_error.inc();
             return;
         }
+        self.replied = true;
         let Some(i) = self.pending.iter().position(|p| p.request_id == h.response_to) else {
             // A reply to a request this connection never sent.
             self.stats().decoding_error.inc();
@@ -469,7 +554,10 @@ impl Observer for MongoObserver {
                 self.give_up();
             }
         }
-        FilterAction::Continue
+        match self.delay_now.take() {
+            Some(d) => FilterAction::Delay(d),
+            None => FilterAction::Continue,
+        }
     }
 
     fn on_upstream_data(&mut self, data: &[u8]) -> FilterAction {
@@ -482,14 +570,24 @@ impl Observer for MongoObserver {
                 self.give_up();
             }
         }
-        FilterAction::Continue
+        if self.drain_close_now() {
+            FilterAction::FlushAndClose
+        } else {
+            FilterAction::Continue
+        }
     }
 
     fn on_upstream_host(&mut self, addr: SocketAddr) {
         self.upstream = Some(addr);
     }
 
-    fn on_close(&mut self) {
+    fn on_close(&mut self, origin: CloseOrigin) {
+        if !self.pending.is_empty() {
+            match origin {
+                CloseOrigin::Remote => self.stats().cx_destroy_remote_with_active_rq.inc(),
+                CloseOrigin::Local => self.stats().cx_destroy_local_with_active_rq.inc(),
+            }
+        }
         self.clear_pending();
     }
 }

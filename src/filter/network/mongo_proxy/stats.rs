@@ -16,7 +16,7 @@ define_stats! {
     /// `mongo.<stat_prefix>.*`: Envoy's names, then Legate's OP_MSG additions.
     pub struct MongoStats {
         counter decoding_error,
-        counter delay_injected,
+        counter delays_injected,
         counter op_get_more,
         counter op_insert,
         counter op_kill_cursors,

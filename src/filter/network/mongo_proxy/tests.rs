@@ -6,21 +6,36 @@ use std::sync::Arc;
 use bson::rawdoc;
 use legate_codecs::mongo::op_msg::{encode, EXHAUST_ALLOWED, MORE_TO_COME};
 
+use std::time::Duration;
+
 use super::{MongoObserver, MongoProxy};
-use crate::config::mongo_proxy::MongoProxyConfig;
-use crate::filter::Observer;
+use crate::config::http_filters::FractionalPercent;
+use crate::config::mongo_proxy::{MongoDelay, MongoProxyConfig};
+use crate::filter::{CloseOrigin, FilterAction, Observer};
 use crate::runtime::Runtime;
 use crate::stats::Store;
 
 fn proxy(store: &Store) -> Arc<MongoProxy> {
+    proxy_with(store, None, &Runtime::default())
+}
+
+fn proxy_with(store: &Store, delay: Option<MongoDelay>, rt: &Runtime) -> Arc<MongoProxy> {
     let cfg = MongoProxyConfig {
         stat_prefix: "p".into(),
         access_log: None,
         emit_dynamic_metadata: false,
         commands: None,
+        delay,
         path: String::new(),
     };
-    Arc::new(MongoProxy::new(&cfg, store, &Runtime::default()).expect("builds"))
+    Arc::new(MongoProxy::new(&cfg, store, rt).expect("builds"))
+}
+
+fn always(ms: u64) -> Option<MongoDelay> {
+    Some(MongoDelay {
+        fixed: Some(Duration::from_millis(ms)),
+        percentage: FractionalPercent { numerator: 100, denominator: 100 },
+    })
 }
 
 fn find(id: i32) -> Vec<u8> {
@@ -159,4 +174,81 @@ fn zlib_compressed_requests_and_replies_are_decoded_like_plain_ones() {
     assert_eq!(value(&store, "op_msg_reply"), 1);
     assert_eq!(value(&store, "decoding_error"), 0);
     assert!(o.pending.is_empty());
+}
+
+#[test]
+fn a_delay_holds_the_read_of_a_request_and_no_second_delay_starts_while_it_runs() {
+    let store = Store::new();
+    let mut o = MongoObserver::new(proxy_with(&store, always(60_000), &Runtime::default()));
+    // Two pipelined requests in one read: one delay for the read.
+    let two = [find(1), find(2)].concat();
+    assert_eq!(o.on_downstream_data(&two), FilterAction::Delay(Duration::from_millis(60_000)));
+    assert_eq!(value(&store, "delays_injected"), 1);
+    // A request while the delay runs is not delayed again (Envoy: no timer while one is armed).
+    assert_eq!(o.on_downstream_data(&find(3)), FilterAction::Continue);
+    assert_eq!(value(&store, "delays_injected"), 1);
+    // Replies are never delayed, and half a request asks for nothing.
+    assert_eq!(o.on_upstream_data(&batch(10, 1, 0, 1, 0)), FilterAction::Continue);
+    assert_eq!(value(&store, "cmd.find.total"), 3);
+}
+
+#[test]
+fn delay_percentage_and_duration_follow_envoys_runtime_keys() {
+    let rt =
+        |v: serde_json::Value| Runtime::from_config(&serde_json::json!({"layers": [{"name": "l", "static_layer": v}]}));
+    // Runtime 0% turns a configured 100% off.
+    let store = Store::new();
+    let r = rt(serde_json::json!({"mongo.fault.fixed_delay.percent": 0}));
+    let mut o = MongoObserver::new(proxy_with(&store, always(5), &r));
+    assert_eq!(o.on_downstream_data(&find(1)), FilterAction::Continue);
+    assert_eq!(value(&store, "delays_injected"), 0);
+    // The duration key overrides the configured delay.
+    let store = Store::new();
+    let r = rt(serde_json::json!({"mongo": {"fault": {"fixed_delay": {"duration_ms": 7}}}}));
+    let mut o = MongoObserver::new(proxy_with(&store, always(5), &r));
+    assert_eq!(o.on_downstream_data(&find(1)), FilterAction::Delay(Duration::from_millis(7)));
+    // header_delay has no duration on a Mongo connection: never delays.
+    let store = Store::new();
+    let d = Some(MongoDelay { fixed: None, percentage: FractionalPercent { numerator: 100, denominator: 100 } });
+    let mut o = MongoObserver::new(proxy_with(&store, d, &r));
+    assert_eq!(o.on_downstream_data(&find(1)), FilterAction::Continue);
+}
+
+#[test]
+fn closing_with_requests_outstanding_counts_who_closed() {
+    let store = Store::new();
+    let shared = proxy(&store);
+    let mut o = MongoObserver::new(shared.clone());
+    o.on_downstream_data(&find(1));
+    o.on_close(CloseOrigin::Remote);
+    let mut o = MongoObserver::new(shared.clone());
+    o.on_downstream_data(&find(1));
+    o.on_close(CloseOrigin::Local);
+    // Answered: nothing outstanding, nothing counted.
+    let mut o = MongoObserver::new(shared);
+    o.on_downstream_data(&find(1));
+    o.on_upstream_data(&batch(2, 1, 0, 0, 0));
+    o.on_close(CloseOrigin::Remote);
+    assert_eq!(value(&store, "cx_destroy_remote_with_active_rq"), 1);
+    assert_eq!(value(&store, "cx_destroy_local_with_active_rq"), 1);
+    assert_eq!(store.gauge("mongo.p.op_msg_active").value(), 0);
+}
+
+#[test]
+fn while_draining_the_reply_that_leaves_nothing_outstanding_asks_for_a_flushed_close() {
+    let store = Store::new();
+    let mut o = MongoObserver::new(proxy(&store));
+    let drain = tokio_util::sync::CancellationToken::new();
+    o.drain = Some(drain.clone());
+    o.on_downstream_data(&[find(1), find(2)].concat());
+    assert_eq!(o.on_upstream_data(&batch(10, 1, 0, 1, 0)), FilterAction::Continue, "not draining");
+    drain.cancel();
+    assert_eq!(o.on_upstream_data(&batch(11, 2, 0, 1, 0)), FilterAction::FlushAndClose);
+    assert_eq!(value(&store, "cx_drain_close"), 1);
+    // A reply with another request still outstanding does not close.
+    let mut o = MongoObserver::new(proxy(&store));
+    o.drain = Some(drain);
+    o.on_downstream_data(&[find(1), find(2)].concat());
+    assert_eq!(o.on_upstream_data(&batch(10, 1, 0, 1, 0)), FilterAction::Continue);
+    assert_eq!(value(&store, "cx_drain_close"), 1);
 }

@@ -11,20 +11,23 @@
 //!
 //! Files: `session.rs` (the per-connection observer), `tx.rs` (transaction accounting),
 //! `latency.rs` (statement latency), `stats.rs`, `sql.rs` (`enable_sql_parsing`),
-//! `replies.rs` (the ErrorResponses sent before closing on bad input).
+//! `replies.rs` (the ErrorResponses sent before closing on bad input), `starttls.rs` (SSL
+//! termination toward the client and SSL toward the server, before the pump starts).
 
 mod latency;
 mod replies;
 mod session;
 mod sql;
+pub mod starttls;
 pub mod stats;
 mod tx;
 
 use std::sync::Arc;
 
 use self::session::PostgresSession;
+use self::starttls::PgStartTls;
 use self::stats::{PostgresStats, SessionNames, StatementLatency};
-use crate::config::postgres_proxy::PostgresProxyConfig;
+use crate::config::postgres_proxy::{PostgresProxyConfig, SslMode};
 use crate::filter::{ConnContext, Observer, ObserverFactory};
 use crate::stats::Store;
 
@@ -54,6 +57,27 @@ impl PostgresProxy {
                 sql_parsing: cfg.enable_sql_parsing,
             }),
         }
+    }
+}
+
+impl PostgresProxy {
+    /// The in-band TLS this filter drives on its chain, if any: `server` is the chain's
+    /// `starttls` certificate (required by config validation when the filter terminates).
+    pub fn starttls(
+        &self,
+        cfg: &PostgresProxyConfig,
+        server: Option<&Arc<crate::tls::server::TlsServer>>,
+    ) -> Option<Arc<PgStartTls>> {
+        let mode = match (cfg.downstream_ssl, cfg.terminate_ssl) {
+            (SslMode::Disable, true) => SslMode::Allow,
+            (m, _) => m,
+        };
+        let downstream = match (mode, server) {
+            (SslMode::Disable, _) | (_, None) => None,
+            (m, Some(s)) => Some((s.clone(), m)),
+        };
+        let st = PgStartTls::new(self.shared.clone(), downstream, cfg.upstream_ssl);
+        st.negotiates_downstream().then(|| Arc::new(st))
     }
 }
 

@@ -34,3 +34,31 @@ pub fn invalid_startup() -> &'static [u8] {
 pub fn server_gone() -> &'static [u8] {
     &SERVER_GONE
 }
+
+/// SQLSTATE 28000 invalid_authorization_specification (Envoy's code for this refusal).
+const INVALID_AUTHORIZATION: &str = "28000";
+/// SQLSTATE 08001 sqlclient_unable_to_establish_sqlconnection.
+const UNABLE_TO_CONNECT: &str = "08001";
+
+static DOWNSTREAM_SSL_REQUIRED: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    // Envoy's words, character for character.
+    encode::error_response("FATAL", INVALID_AUTHORIZATION, "connection denied by Envoy proxy: downstream ssl required.")
+});
+
+static UPSTREAM_SSL_FAILED: LazyLock<Vec<u8>> = LazyLock::new(|| {
+    encode::error_response(
+        "FATAL",
+        UNABLE_TO_CONNECT,
+        "the proxy could not establish SSL with the server (upstream_ssl)",
+    )
+});
+
+/// `downstream_ssl: REQUIRE` and the client started without asking for SSL.
+pub fn downstream_ssl_required() -> &'static [u8] {
+    &DOWNSTREAM_SSL_REQUIRED
+}
+
+/// `upstream_ssl: REQUIRE` (or a failed handshake) and the server connection is not TLS.
+pub fn upstream_ssl_failed() -> &'static [u8] {
+    &UPSTREAM_SSL_FAILED
+}

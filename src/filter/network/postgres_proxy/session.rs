@@ -7,11 +7,9 @@
 //! means the client goes on in clear (or gives up), and decoding goes on with the next startup
 //! packet. (Envoy counts an encrypted session at the SSLRequest, whatever the server answers.)
 //!
-//! The seam for `terminate_ssl` (starttls, once Legate has TLS): the SSLRequest arrives in
-//! `on_frontend` as `StartupPacket::SslRequest`; a terminating filter would answer `S` itself
-//! (a `FilterAction` that replies and switches the downstream transport) instead of letting
-//! the request through, and keep decoding the clear text after the handshake, with the
-//! frontend framer still in startup mode.
+//! With `terminate_ssl` / `downstream_ssl` / `upstream_ssl` the SSL negotiation happens before
+//! this observer sees a byte (`starttls.rs`, before the pump starts), so it starts on the clear
+//! StartupMessage as for any plain session.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +22,7 @@ use legate_codecs::postgres::startup::{self, StartupPacket};
 use super::latency::LatencyTracker;
 use super::tx::{Outcome, TxTracker};
 use super::{replies, sql, Shared};
-use crate::filter::{FilterAction, Observer};
+use crate::filter::{CloseOrigin, FilterAction, Observer};
 
 /// Most bytes of a wanted frontend body (Query/Parse SQL for the parser) gathered across reads.
 const MAX_KEEP_FRONTEND: usize = 1024 * 1024;
@@ -388,7 +386,7 @@ impl Observer for PostgresSession {
         (self.back.at_boundary() && !self.back.stopped()).then(replies::server_gone)
     }
 
-    fn on_close(&mut self) {
+    fn on_close(&mut self, _origin: CloseOrigin) {
         if self.st.encrypted {
             return;
         }

@@ -1,15 +1,22 @@
 //! `envoy.filters.network.redis_proxy`: a terminal filter that speaks RESP to clients, answers
 //! PING/ECHO/TIME/QUIT/AUTH itself, routes each command by its key (prefix routes, then the
-//! cluster's RING_HASH/MAGLEV load balancer on Envoy's key hash), splits multi-key commands per
-//! key, and returns replies in request order, counting Envoy's `redis.<stat_prefix>.*` stats.
+//! cluster's RING_HASH/MAGLEV load balancer on Envoy's key hash, or on a Redis Cluster the
+//! primary of the key's CRC16 slot, following MOVED/ASK), splits multi-key commands per
+//! key, sends keyless commands (KEYS, SCAN, INFO, FLUSHALL, ...) to every shard and merges the
+//! replies, mirrors requests to other clusters, and returns replies in request order, counting
+//! Envoy's `redis.<stat_prefix>.*` and `cluster.<c>.redis_cluster.*` stats.
 //!
 //! - `session`: one client connection (decode, dispatch, ordered replies, bounds).
 //! - `pending`: a request in flight and the reassembly of split replies.
 //! - `upstream`: the shared, capped upstream connections (batched writes, op_timeout).
 //! - `router`: prefix routes and per-cluster connection pools.
+//! - `cluster`: Redis Cluster host choice (`read_policy`) and redirection replies.
+//! - `info`: INFO aggregated over shards.
 //! - `hash`: Envoy's key hashes; `stats`: the stat blocks.
 
+pub mod cluster;
 pub mod hash;
+pub mod info;
 pub mod pending;
 pub mod router;
 pub mod session;
@@ -22,8 +29,8 @@ use std::time::Duration;
 use legate_codecs::redis::SUPPORTED;
 use tokio::net::TcpStream;
 
-use self::router::{ClusterPool, Route, Router};
-use self::stats::{CommandStats, ProxyStats, RedisClusterStats, SplitterStats};
+use self::router::{ClusterPool, ClusterRouting, Mirror, Route, Router};
+use self::stats::{CommandStats, ProxyStats, RedisClusterStats, SplitterStats, UpstreamCommandStats};
 use self::upstream::{init_commands, ConnSettings, MAX_CONNECTIONS_PER_HOST};
 use crate::config::redis_proxy::{FaultKind, PrefixRoute, ReadPolicy, RedisProtocolOptions, RedisProxyConfig};
 use crate::filter::ConnContext;
@@ -62,13 +69,14 @@ impl RedisProxy {
             .unwrap_or(1)
             .clamp(1, MAX_CONNECTIONS_PER_HOST);
         let mut pools: Vec<(String, Arc<ClusterPool>)> = Vec::new();
-        let mut route = |r: &PrefixRoute| -> Result<Route, String> {
-            let pool = match pools.iter().find(|(n, _)| *n == r.cluster) {
+        // One pool per cluster name, shared by the routes and mirrors that name it.
+        let mut pool = |name: &str| -> Result<Option<Arc<ClusterPool>>, String> {
+            Ok(match pools.iter().find(|(n, _)| n == name) {
                 Some((_, p)) => Some(p.clone()),
-                None => match cm.get(&r.cluster) {
+                None => match cm.get(name) {
                     Some(cluster) => {
                         let opts = RedisProtocolOptions::from_cluster(&cluster.config.protocol_options)
-                            .map_err(|e| format!("cluster '{}': {e}", r.cluster))?;
+                            .map_err(|e| format!("cluster '{name}': {e}"))?;
                         let (init, init_count) = init_commands(
                             &opts.auth_username,
                             &opts.auth_password,
@@ -77,8 +85,15 @@ impl RedisProxy {
                         let cluster_prefix = format!("cluster.{}.", cluster.config.stat_name());
                         let rq_time = store.histogram(
                             &format!("{cluster_prefix}redis_cluster.upstream_commands.upstream_rq_time"),
-                            crate::stats::HistogramUnit::Milliseconds,
+                            crate::stats::HistogramUnit::Microseconds,
                         );
+                        let redis_cluster = RedisClusterStats::new(store, &format!("{cluster_prefix}redis_cluster."));
+                        let commands = s.enable_command_stats.then(|| {
+                            Arc::new(UpstreamCommandStats::new(
+                                store,
+                                format!("{cluster_prefix}redis_cluster.upstream_commands."),
+                            ))
+                        });
                         let settings = ConnSettings {
                             rq_time,
                             op_timeout: s.op_timeout,
@@ -86,16 +101,42 @@ impl RedisProxy {
                             buffer_flush_timeout: s.buffer_flush_timeout,
                             init,
                             init_count,
+                            commands,
+                            redirect: None,
+                            cx_drained: redis_cluster.upstream_cx_drained.clone(),
                         };
-                        let _ = RedisClusterStats::new(store, &format!("{cluster_prefix}redis_cluster."));
-                        let p = Arc::new(ClusterPool::new(cluster.clone(), settings, slots));
-                        pools.push((r.cluster.clone(), p.clone()));
+                        let routing = ClusterRouting {
+                            read_policy: s.read_policy,
+                            enable_redirection: s.enable_redirection,
+                            max_upstream_unknown_connections: s.max_upstream_unknown_connections,
+                            stats: redis_cluster,
+                        };
+                        let p = ClusterPool::new(cluster.clone(), settings, slots, routing);
+                        pools.push((name.to_string(), p.clone()));
                         Some(p)
                     }
                     None => None,
                 },
-            };
-            Ok(Route { prefix: r.prefix.as_bytes().to_vec(), remove_prefix: r.remove_prefix, pool })
+            })
+        };
+        let mut route = |r: &PrefixRoute| -> Result<Route, String> {
+            let mirrors = r
+                .mirrors
+                .iter()
+                .map(|m| {
+                    Ok(Mirror {
+                        pool: pool(&m.cluster)?,
+                        per_million: m.per_million,
+                        exclude_read_commands: m.exclude_read_commands,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(Route {
+                prefix: r.prefix.as_bytes().to_vec(),
+                remove_prefix: r.remove_prefix,
+                pool: pool(&r.cluster)?,
+                mirrors,
+            })
         };
         let routes = cfg.prefix_routes.routes.iter().map(&mut route).collect::<Result<Vec<_>, _>>()?;
         let catch_all = cfg.prefix_routes.catch_all.as_ref().map(&mut route).transpose()?;

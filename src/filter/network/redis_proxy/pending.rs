@@ -1,6 +1,7 @@
 //! One client request in flight and how its reply is assembled: a local answer, one upstream
-//! reply, or the parts of a split command (MGET, MSET, DEL/EXISTS/TOUCH/UNLINK) reassembled in
-//! key order with Envoy's rules.
+//! reply, the parts of a split command (MGET, MSET, DEL/EXISTS/TOUCH/UNLINK) reassembled in
+//! key order, or the per-shard replies of a command sent to every shard (KEYS, SCAN, INFO,
+//! FLUSHALL, CONFIG, SCRIPT, SLOWLOG, ROLE) merged with Envoy's rules.
 
 use std::time::{Duration, Instant};
 
@@ -64,17 +65,32 @@ impl Part {
 }
 
 /// How split parts are reassembled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
     MGet,
     MSet,
     Sum,
+    /// Envoy's `ScanRequest`: every shard's array elements, in shard order.
+    Scan,
+    /// `ArrayMergeAggregateResponseHandler` (KEYS, CONFIG GET, SLOWLOG GET).
+    Merge,
+    /// `ArrayAppendAggregateResponseHandler` (ROLE): each shard's array as one element.
+    Append,
+    /// `AllshardSameResponseHandler` (FLUSHALL, FLUSHDB, SCRIPT, CONFIG SET, ...).
+    Same,
+    /// `IntegerSumAggregateResponseHandler` (SLOWLOG LEN).
+    IntSum,
+    /// `InfoCmdAggregateResponseHandler`, with the requested section (lower case, may be empty).
+    Info(Vec<u8>),
 }
 
 pub enum Body {
     /// Answered without an upstream.
     Local(Bytes),
     Single(Part),
+    /// One shard's reply forwarded as is (INFO.SHARD, RANDOMKEY, CLUSTER): an error reply
+    /// counts as an error, unlike `Single`.
+    Shard(Part),
     Split(Shape, Vec<Part>),
 }
 
@@ -89,9 +105,9 @@ pub struct Pending {
     delay_until: Option<Instant>,
     /// Close the connection once this reply is written (QUIT).
     pub close_after: bool,
-    /// A transaction's own upstream connection, kept open until this reply (EXEC/DISCARD)
-    /// arrives.
-    pub hold: Option<std::sync::Arc<super::upstream::HostConns>>,
+    /// A transaction's own upstream connections (and its mirrors'), kept open until this
+    /// reply (EXEC/DISCARD) arrives.
+    pub hold: Vec<std::sync::Arc<super::upstream::HostConns>>,
 }
 
 /// The finished reply and whether the command succeeded (Envoy's `updateStats`).
@@ -109,7 +125,7 @@ impl Pending {
             delay: None,
             delay_until: None,
             close_after: false,
-            hold: None,
+            hold: Vec::new(),
         }
     }
 
@@ -120,14 +136,14 @@ impl Pending {
     }
 
     pub fn upstream(body: Body, cmd: usize, started: Instant) -> Pending {
-        Pending { body, cmd: Some(cmd), started, delay: None, delay_until: None, close_after: false, hold: None }
+        Pending { body, cmd: Some(cmd), started, delay: None, delay_until: None, close_after: false, hold: Vec::new() }
     }
 
     /// Whether the reply can be written now (polls without waiting).
     pub fn ready(&mut self) -> bool {
         let parts_done = match &mut self.body {
             Body::Local(_) => true,
-            Body::Single(p) => p.poll(),
+            Body::Single(p) | Body::Shard(p) => p.poll(),
             Body::Split(_, parts) => parts.iter_mut().all(Part::poll),
         };
         if !parts_done {
@@ -146,7 +162,7 @@ impl Pending {
     pub async fn wait(&mut self) {
         match &mut self.body {
             Body::Local(_) => {}
-            Body::Single(p) => p.wait().await,
+            Body::Single(p) | Body::Shard(p) => p.wait().await,
             Body::Split(_, parts) => {
                 for p in parts.iter_mut() {
                     p.wait().await;
@@ -167,6 +183,10 @@ impl Pending {
                 Ok(b) => Outcome { bytes: b.clone(), success: true },
                 Err(_) => Outcome { bytes: error_bytes(UPSTREAM_FAILURE), success: false },
             },
+            Body::Shard(p) => match p.reply() {
+                Ok(b) => Outcome { bytes: b.clone(), success: reply::kind(b) != ReplyKind::Error },
+                Err(_) => Outcome { bytes: error_bytes(UPSTREAM_FAILURE), success: false },
+            },
             Body::Split(shape, parts) => assemble(shape, &parts),
         }
     }
@@ -178,10 +198,17 @@ fn error_bytes(msg: &str) -> Bytes {
     b.freeze()
 }
 
-/// Envoy's `MGETRequest`, `MSETRequest` and `SplitKeysSumResultRequest::onChildResponse`.
+/// Envoy's `MGETRequest`, `MSETRequest` and `SplitKeysSumResultRequest::onChildResponse`, and
+/// the cluster-scope response handlers.
 fn assemble(shape: Shape, parts: &[Part]) -> Outcome {
     let mut errors = 0usize;
     match shape {
+        Shape::Scan | Shape::Merge | Shape::Append | Shape::Same | Shape::IntSum | Shape::Info(_) => {
+            // A shard that failed answers Envoy's `upstream failure` error.
+            let replies: Vec<Bytes> =
+                parts.iter().map(|p| p.reply().cloned().unwrap_or_else(|_| error_bytes(UPSTREAM_FAILURE))).collect();
+            merge_shards(&shape, &replies)
+        }
         Shape::MGet => {
             let mut out = BytesMut::new();
             reply::array_header(&mut out, parts.len());
@@ -240,6 +267,97 @@ fn assemble(shape: Shape, parts: &[Part]) -> Outcome {
     }
 }
 
+fn fail(msg: &str) -> Outcome {
+    Outcome { bytes: error_bytes(msg), success: false }
+}
+
+fn ok(bytes: Bytes) -> Outcome {
+    Outcome { bytes, success: true }
+}
+
+/// The per-shard replies of a fan-out command merged as Envoy 1.40 merges them.
+fn merge_shards(shape: &Shape, replies: &[Bytes]) -> Outcome {
+    if *shape == Shape::Scan {
+        // `ScanRequest::onChildResponse`: array elements appended, anything else an error.
+        let mut elements = Vec::new();
+        let mut errors = 0usize;
+        for r in replies {
+            match reply::array_elements(r) {
+                Some(e) => elements.extend(e),
+                None => errors += 1,
+            }
+        }
+        if errors > 0 {
+            return fail(&format!("finished with {errors} error(s)"));
+        }
+        return ok(array_of(&elements));
+    }
+    // The cluster-scope handlers return the first error reply of any shard.
+    if let Some(e) = replies.iter().find(|r| reply::kind(r) == ReplyKind::Error) {
+        return Outcome { bytes: e.clone(), success: false };
+    }
+    match shape {
+        Shape::Same => {
+            if replies.windows(2).all(|w| w[0] == w[1]) {
+                replies.first().map_or_else(|| fail("all responses not same"), |r| ok(r.clone()))
+            } else {
+                fail("all responses not same")
+            }
+        }
+        Shape::Merge => {
+            let mut elements = Vec::new();
+            for r in replies {
+                match reply::array_elements(r) {
+                    Some(e) => elements.extend(e),
+                    None => return fail("non-array response received from shard"),
+                }
+            }
+            ok(array_of(&elements))
+        }
+        Shape::Append => {
+            if replies.iter().any(|r| reply::array_elements(r).is_none()) {
+                return fail("non-array response received from shard");
+            }
+            ok(array_of(replies))
+        }
+        Shape::IntSum => {
+            let mut sum: i64 = 0;
+            for r in replies {
+                match reply::integer_value(r) {
+                    None => return fail("non-integer response received from shard"),
+                    Some(n) if n < 0 => return fail("negative value received from upstream"),
+                    Some(n) => sum = sum.wrapping_add(n),
+                }
+            }
+            let mut out = BytesMut::new();
+            reply::integer(&mut out, sum);
+            ok(out.freeze())
+        }
+        Shape::Info(section) => {
+            let mut texts = Vec::with_capacity(replies.len());
+            for r in replies {
+                match reply::bulk_value(r) {
+                    Some(t) => texts.push(t),
+                    None => return fail("unexpected response type received from shard"),
+                }
+            }
+            let mut out = BytesMut::new();
+            reply::bulk(&mut out, super::info::aggregate(&texts, section).as_bytes());
+            ok(out.freeze())
+        }
+        Shape::MGet | Shape::MSet | Shape::Sum | Shape::Scan => fail(UPSTREAM_PROTOCOL_ERROR),
+    }
+}
+
+fn array_of(elements: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::with_capacity(16 + elements.iter().map(Bytes::len).sum::<usize>());
+    reply::array_header(&mut out, elements.len());
+    for e in elements {
+        out.extend_from_slice(e);
+    }
+    out.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +387,35 @@ mod tests {
         assert_eq!(&o.bytes[..], b":3\r\n");
         let o = assemble(Shape::Sum, &[done(b":1\r\n"), done(b"+OK\r\n")]);
         assert_eq!(&o.bytes[..], b"-finished with 1 error(s)\r\n");
+    }
+
+    #[test]
+    fn shard_replies_merge_as_envoy_merges_them() {
+        let keys = assemble(Shape::Merge, &[done(b"*1\r\n$1\r\na\r\n"), done(b"*0\r\n"), done(b"*1\r\n$1\r\nb\r\n")]);
+        assert_eq!(&keys.bytes[..], b"*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+        assert!(keys.success);
+        let role = assemble(Shape::Append, &[done(b"*1\r\n:1\r\n"), done(b"*0\r\n")]);
+        assert_eq!(&role.bytes[..], b"*2\r\n*1\r\n:1\r\n*0\r\n");
+        let same = assemble(Shape::Same, &[done(b"+OK\r\n"), done(b"+OK\r\n")]);
+        assert_eq!(&same.bytes[..], b"+OK\r\n");
+        let differ = assemble(Shape::Same, &[done(b"+OK\r\n"), done(b":1\r\n")]);
+        assert_eq!(&differ.bytes[..], b"-all responses not same\r\n");
+        let first_error = assemble(Shape::Same, &[done(b"+OK\r\n"), Part::failed(), done(b"-ERR x\r\n")]);
+        assert_eq!(&first_error.bytes[..], b"-upstream failure\r\n");
+        assert!(!first_error.success);
+        assert_eq!(&assemble(Shape::IntSum, &[done(b":2\r\n"), done(b":3\r\n")]).bytes[..], b":5\r\n");
+        assert_eq!(
+            &assemble(Shape::IntSum, &[done(b":2\r\n"), done(b":-1\r\n")]).bytes[..],
+            b"-negative value received from upstream\r\n"
+        );
+        assert_eq!(
+            &assemble(Shape::Merge, &[done(b":1\r\n")]).bytes[..],
+            b"-non-array response received from shard\r\n"
+        );
+        let scan =
+            assemble(Shape::Scan, &[done(b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n"), done(b"*2\r\n$1\r\n7\r\n*0\r\n")]);
+        assert_eq!(&scan.bytes[..], b"*4\r\n$1\r\n0\r\n*1\r\n$1\r\nk\r\n$1\r\n7\r\n*0\r\n");
+        let scan = assemble(Shape::Scan, &[done(b"-ERR invalid cursor\r\n"), Part::failed()]);
+        assert_eq!(&scan.bytes[..], b"-finished with 2 error(s)\r\n");
     }
 }

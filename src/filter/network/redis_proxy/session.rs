@@ -26,12 +26,13 @@ use super::pending::{
     Body, Part, Pending, Shape, AUTH_REQUIRED, DOWNSTREAM_PROTOCOL_ERROR, FAULT_ERROR, INVALID_REQUEST,
     NO_UPSTREAM_HOST,
 };
-use super::router::Route;
-use super::upstream::{HostConns, UpstreamRequest};
+use super::router::{ClusterPool, Route, MAX_MIRROR_IN_FLIGHT};
+use super::upstream::{HostConns, InFlight, UpstreamRequest};
 use super::RedisProxy;
 use crate::config::redis_proxy::FaultKind;
 use crate::filter::network::sock::try_read_drained;
 use crate::filter::ConnContext;
+use crate::upstream::host::Host;
 
 /// Requests in flight per client before the session stops reading.
 pub const MAX_IN_FLIGHT: usize = 1024;
@@ -48,24 +49,58 @@ struct UpstreamCache {
 }
 
 impl UpstreamCache {
-    /// Queues `bytes` on the shared connection of the host that owns `hashed` (the key after
-    /// any removed prefix); `None` when the route has no cluster or the cluster no host.
-    fn send(&mut self, route: &Route, hashed: &[u8], bytes: Bytes) -> Option<Part> {
-        let pool = route.pool.as_ref()?;
-        let host = pool.host_for(hashed, self.hashtagging)?;
+    fn queue(&mut self, pool: &Arc<ClusterPool>, host: &Arc<Host>) -> &mpsc::UnboundedSender<UpstreamRequest> {
         let pool_id = Arc::as_ptr(pool) as usize;
         let i = match self.entries.iter().position(|(p, a, _)| *p == pool_id && *a == host.address) {
             Some(i) => i,
             None => {
-                let tx = pool.conns(&host).sender(self.id);
+                let tx = pool.conns(host).sender(self.id);
                 self.entries.push((pool_id, host.address, tx));
                 self.entries.len() - 1
             }
         };
+        &self.entries[i].2
+    }
+
+    /// Queues `bytes` (command `cmd`, an index into `SUPPORTED`) on `host`'s shared connection.
+    fn send_to(&mut self, pool: &Arc<ClusterPool>, host: &Arc<Host>, bytes: Bytes, cmd: usize) -> Part {
         let (reply, rx) = oneshot::channel();
-        match self.entries[i].2.send(UpstreamRequest { bytes, reply: Some(reply) }) {
-            Ok(()) => Some(Part::Wait(rx)),
-            Err(_) => Some(Part::failed()),
+        match self.queue(pool, host).send(UpstreamRequest::new(bytes, Some(reply), Some(cmd))) {
+            Ok(()) => Part::Wait(rx),
+            Err(_) => Part::failed(),
+        }
+    }
+
+    /// Queues `bytes` on the shared connection of the host that owns `hashed` (the key after
+    /// any removed prefix), and on the route's mirrors; `None` when the route has no cluster or
+    /// the cluster no host. On a Redis Cluster the command's name decides whether `read_policy`
+    /// applies.
+    fn send(&mut self, route: &Route, hashed: &[u8], bytes: Bytes, cmd: usize) -> Option<Part> {
+        let pool = route.pool.as_ref()?;
+        let name = SUPPORTED.get(cmd).map_or("", |(n, _)| *n).as_bytes();
+        let host = pool.host_for_command(hashed, self.hashtagging, name)?;
+        if route.mirrors.is_empty() {
+            return Some(self.send_to(pool, &host, bytes, cmd));
+        }
+        let part = self.send_to(pool, &host, bytes.clone(), cmd);
+        let hashtagging = self.hashtagging;
+        self.mirror(route, cmd, &bytes, |m| m.host_for_command(hashed, hashtagging, name));
+        Some(part)
+    }
+
+    /// Envoy's mirroring: once the primary request is queued, each mirror policy that takes
+    /// the command gets a copy on the host `pick` chooses in its cluster; its reply is dropped.
+    fn mirror(&mut self, route: &Route, cmd: usize, bytes: &Bytes, pick: impl Fn(&ClusterPool) -> Option<Arc<Host>>) {
+        let Some((name, _)) = SUPPORTED.get(cmd) else { return };
+        for m in &route.mirrors {
+            let Some(pool) = m.pool.as_ref().filter(|_| m.should_mirror(name)) else { continue };
+            let Some(host) = pick(pool) else { continue };
+            let Some(guard) = InFlight::take(&pool.mirror_in_flight, MAX_MIRROR_IN_FLIGHT) else {
+                tracing::debug!(target: "filter", "mirror cluster {}: too many requests in flight, copy not sent", pool.cluster.name);
+                continue;
+            };
+            let r = UpstreamRequest::mirrored(bytes.clone(), Some(cmd), guard);
+            let _ = self.queue(pool, &host).send(r);
         }
     }
 }
@@ -77,6 +112,9 @@ struct Txn {
     active: bool,
     key: Option<Bytes>,
     conn: Option<Arc<HostConns>>,
+    /// One connection of its own per mirror policy of the route (Envoy's transaction clients
+    /// `1..`), `None` where the mirror has no host.
+    mirrors: Vec<Option<Arc<HostConns>>>,
 }
 
 struct Session {
@@ -110,6 +148,8 @@ impl Session {
         let mut scanner = Scanner::new(REQUEST_LIMITS);
         let mut eof = false;
         let mut broken = false;
+        // Complete frames wait in `rbuf` because `MAX_IN_FLIGHT` requests are pending.
+        let mut held = false;
         loop {
             // Move every reply that is ready, in order, to the write buffer.
             let mut close_now = false;
@@ -121,14 +161,22 @@ impl Session {
                 close_now |= p.close_after;
                 self.complete(p, &mut wbuf);
             }
+            if held && pending.len() < MAX_IN_FLIGHT {
+                // Frames read earlier but past the in-flight bound: their turn now.
+                (held, broken) = self.parse(&mut rbuf, &mut scanner, pending, &mut wbuf);
+            }
             if !wbuf.is_empty() {
                 self.write(stream, &mut wbuf)?;
             }
-            if (close_now || self.quit || eof || broken) && pending.is_empty() && wbuf.is_empty() {
+            if (close_now || self.quit || eof || broken) && pending.is_empty() && wbuf.is_empty() && !held {
                 return Ok(());
             }
-            let can_read =
-                !eof && !broken && !self.quit && pending.len() < MAX_IN_FLIGHT && wbuf.len() < MAX_WRITE_BUFFER;
+            let can_read = !eof
+                && !broken
+                && !held
+                && !self.quit
+                && pending.len() < MAX_IN_FLIGHT
+                && wbuf.len() < MAX_WRITE_BUFFER;
             let front_waiting = !pending.is_empty();
             tokio::select! {
                 biased;
@@ -141,37 +189,51 @@ impl Session {
                         Ok(0) => eof = true,
                         Ok(n) => {
                             self.proxy.stats.downstream_cx_rx_bytes_total.add(n as u64);
-                            loop {
-                                if self.quit {
-                                    // Envoy ignores what follows QUIT.
-                                    rbuf.clear();
-                                    break;
-                                }
-                                match scanner.scan(&rbuf) {
-                                    Ok(Some(len)) => {
-                                        let frame = rbuf.split_to(len).freeze();
-                                        let p = self.dispatch(frame);
-                                        pending.push_back(p);
-                                    }
-                                    Ok(None) => break,
-                                    Err(e) => {
-                                        tracing::debug!(target: "filter", "redis client {}: {e}", self.id);
-                                        self.proxy.stats.downstream_cx_protocol_error.inc();
-                                        // Envoy answers the error and closes; replies still in
-                                        // flight are dropped.
-                                        self.proxy.stats.downstream_rq_active.sub(pending.len() as u64);
-                                        pending.clear();
-                                        reply::error(&mut wbuf, DOWNSTREAM_PROTOCOL_ERROR);
-                                        rbuf.clear();
-                                        broken = true;
-                                        break;
-                                    }
-                                }
-                            }
+                            (held, broken) = self.parse(&mut rbuf, &mut scanner, pending, &mut wbuf);
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
                     }
+                }
+            }
+        }
+    }
+
+    /// Dispatches the complete frames in `rbuf`, stopping at `MAX_IN_FLIGHT` pending requests
+    /// (one read can hold hundreds of small frames). Returns (frames are held back, the stream
+    /// is broken).
+    fn parse(
+        &mut self,
+        rbuf: &mut BytesMut,
+        scanner: &mut Scanner,
+        pending: &mut VecDeque<Pending>,
+        wbuf: &mut BytesMut,
+    ) -> (bool, bool) {
+        loop {
+            if self.quit {
+                // Envoy ignores what follows QUIT.
+                rbuf.clear();
+                return (false, false);
+            }
+            if pending.len() >= MAX_IN_FLIGHT {
+                return (!rbuf.is_empty(), false);
+            }
+            match scanner.scan(rbuf) {
+                Ok(Some(len)) => {
+                    let frame = rbuf.split_to(len).freeze();
+                    let p = self.dispatch(frame);
+                    pending.push_back(p);
+                }
+                Ok(None) => return (false, false),
+                Err(e) => {
+                    tracing::debug!(target: "filter", "redis client {}: {e}", self.id);
+                    self.proxy.stats.downstream_cx_protocol_error.inc();
+                    // Envoy answers the error and closes; replies still in flight are dropped.
+                    self.proxy.stats.downstream_rq_active.sub(pending.len() as u64);
+                    pending.clear();
+                    reply::error(wbuf, DOWNSTREAM_PROTOCOL_ERROR);
+                    rbuf.clear();
+                    return (false, true);
                 }
             }
         }
@@ -232,6 +294,12 @@ impl Session {
         };
         let args = &req.args;
         let name = req.name();
+        // Envoy 1.40 answers an unknown command before checking authentication (some clients
+        // probe commands before AUTH and expect Redis's reply).
+        let found = lookup(name);
+        if found.is_none() && !["auth", "ping", "echo", "time", "quit", "client"].iter().any(|l| is(name, l)) {
+            return self.unknown(args);
+        }
         if is(name, "auth") {
             return match args.len() {
                 0 | 1 => self.invalid(),
@@ -239,8 +307,14 @@ impl Session {
                 _ => self.auth(None, &args[1]),
             };
         }
+        if is(name, "hello") {
+            return self.hello(args);
+        }
         if !self.authed {
             return Pending::error(AUTH_REQUIRED);
+        }
+        if is(name, "client") {
+            return self.client(args);
         }
         if is(name, "ping") {
             return Pending::local(Bytes::from_static(b"+PONG\r\n"));
@@ -267,16 +341,16 @@ impl Session {
             p.close_after = true;
             return p;
         }
-        let Some(cmd) = lookup(name) else {
-            // Envoy 1.40's reply for a command outside its list, naming the first argument.
-            self.proxy.splitter.unsupported_command.inc();
-            let first = args.get(1).map(|a| String::from_utf8_lossy(a)).unwrap_or_default();
-            let msg =
-                format!("ERR unknown command '{}', with args beginning with: {first}", String::from_utf8_lossy(name));
-            return Pending::error(&msg);
-        };
+        let Some(cmd) = found else { return self.unknown(args) };
         let family = SUPPORTED[cmd].1;
-        let no_args_ok = matches!(family, Family::Transaction | Family::RandomShard) || is(name, "hello");
+        if family == Family::Scan && args.len() < 2 {
+            // Envoy answers this itself, without counting it.
+            let msg = format!("ERR wrong number of arguments for '{}' command", String::from_utf8_lossy(name));
+            return Pending::error(&msg);
+        }
+        // Envoy's `isCommandValidWithoutArgs`.
+        let no_args_ok = family == Family::Transaction
+            || matches!(SUPPORTED[cmd].0, "flushall" | "flushdb" | "randomkey" | "role" | "info");
         if args.len() < 2 && !no_args_ok {
             return self.invalid();
         }
@@ -307,6 +381,26 @@ impl Session {
         p
     }
 
+    /// Envoy 1.40's reply for a command outside its list, naming the first argument.
+    fn unknown(&self, args: &[Bytes]) -> Pending {
+        self.proxy.splitter.unsupported_command.inc();
+        let first = args.get(1).map(|a| String::from_utf8_lossy(a)).unwrap_or_default();
+        let name = args.first().map(|a| String::from_utf8_lossy(a)).unwrap_or_default();
+        Pending::error(&format!("ERR unknown command '{name}', with args beginning with: {first}"))
+    }
+
+    /// Envoy 1.40's CLIENT: `SETNAME` and `SETINFO` (sent by client libraries on connect) are
+    /// accepted and ignored, as the proxy has no per-client identity upstream; every other
+    /// subcommand is refused.
+    fn client(&self, args: &[Bytes]) -> Pending {
+        let Some(sub) = args.get(1) else { return self.invalid() };
+        if is(sub, "setname") || is(sub, "setinfo") {
+            return Pending::local(Bytes::from_static(b"+OK\r\n"));
+        }
+        let msg = format!("ERR CLIENT subcommand '{}' is not supported by the proxy", String::from_utf8_lossy(sub));
+        Pending::error(&msg)
+    }
+
     fn invalid(&self) -> Pending {
         self.proxy.splitter.invalid_request.inc();
         Pending::error(INVALID_REQUEST)
@@ -314,6 +408,17 @@ impl Session {
 
     /// Envoy's `ProxyFilter::onAuth` (one and two argument forms).
     fn auth(&mut self, username: Option<&[u8]>, password: &[u8]) -> Pending {
+        let (accepted, msg) = self.check_auth(username, password);
+        if accepted == Some(true) {
+            Pending::local(Bytes::from_static(b"+OK\r\n"))
+        } else {
+            Pending::error(msg)
+        }
+    }
+
+    /// Checks credentials and updates the session: `Some(accepted)`, or `None` when no
+    /// credentials are configured; with the reply text.
+    fn check_auth(&mut self, username: Option<&[u8]>, password: &[u8]) -> (Option<bool>, &'static str) {
         let p = &self.proxy;
         let ok = p.passwords.iter().any(|x| x.as_bytes() == password);
         let (accepted, msg) = match username {
@@ -330,11 +435,62 @@ impl Session {
         if let Some(a) = accepted {
             self.authed = a;
         }
-        if accepted == Some(true) {
-            Pending::local(Bytes::from_static(b"+OK\r\n"))
-        } else {
+        (accepted, msg)
+    }
+
+    /// Envoy 1.40's `HELLO [protover [AUTH username password] [SETNAME clientname]]`: answered
+    /// locally with a fixed RESP2 description of the proxy; any protocol version other than 2 is
+    /// refused (the downstream codec speaks RESP2). It is counted under `command.hello`, and
+    /// with the AUTH option it authenticates the connection like `AUTH`.
+    fn hello(&mut self, args: &[Bytes]) -> Pending {
+        let Some(cmd) = lookup(b"hello") else { return self.invalid() };
+        let stats = self.proxy.commands[cmd].clone();
+        stats.total.inc();
+        let failed = |msg: &str| {
+            stats.error.inc();
             Pending::error(msg)
+        };
+        if self.txn.active {
+            // Counted on HELLO (not MULTI) and named in lower case, as Envoy 1.40 does.
+            return failed("'hello' command is not supported within transaction");
         }
+        let mut i = 1;
+        if let Some(v) = args.get(1) {
+            let version = std::str::from_utf8(v).ok().and_then(|v| v.parse::<i64>().ok());
+            if version != Some(2) {
+                return failed("NOPROTO unsupported protocol version");
+            }
+            i = 2;
+        }
+        let mut auth = None;
+        while i < args.len() {
+            if is(&args[i], "auth") {
+                if i + 2 >= args.len() {
+                    return failed("ERR Syntax error: HELLO AUTH requires <username> <password>");
+                }
+                auth = Some((args[i + 1].clone(), args[i + 2].clone()));
+                i += 3;
+            } else if is(&args[i], "setname") {
+                if i + 1 >= args.len() {
+                    return failed("ERR Syntax error: HELLO SETNAME requires a <clientname>");
+                }
+                i += 2;
+            } else {
+                let msg = format!("ERR Syntax error: unknown HELLO option '{}'", String::from_utf8_lossy(&args[i]));
+                return failed(&msg);
+            }
+        }
+        if let Some((user, password)) = auth {
+            match self.check_auth(Some(&user), &password) {
+                (None, msg) => return Pending::error(msg),
+                (Some(false), msg) => return failed(msg),
+                (Some(true), _) => {}
+            }
+        } else if !self.authed {
+            return failed(AUTH_REQUIRED);
+        }
+        stats.success.inc();
+        Pending::local(Bytes::from_static(HELLO_REPLY))
     }
 
     /// Routes a supported command by its family.
@@ -351,7 +507,8 @@ impl Session {
                 self.single(args, frame, 3, cmd, started)
             }
             Family::MGet => {
-                let parts = args[1..].iter().map(|k| self.fragment(&[b"get", k], 1)).collect();
+                let get = lookup(b"get").unwrap_or(cmd);
+                let parts = args[1..].iter().map(|k| self.fragment(&[b"get", k], 1, get)).collect();
                 Pending::upstream(Body::Split(Shape::MGet, parts), cmd, started)
             }
             Family::MSet => {
@@ -360,11 +517,12 @@ impl Session {
                     let msg = format!("wrong number of arguments for '{}' command", String::from_utf8_lossy(&args[0]));
                     return Pending::error(&msg);
                 }
-                let parts = args[1..].chunks(2).map(|kv| self.fragment(&[b"set", &kv[0], &kv[1]], 1)).collect();
+                let set = lookup(b"set").unwrap_or(cmd);
+                let parts = args[1..].chunks(2).map(|kv| self.fragment(&[b"set", &kv[0], &kv[1]], 1, set)).collect();
                 Pending::upstream(Body::Split(Shape::MSet, parts), cmd, started)
             }
             Family::SumMulti => {
-                let parts = args[1..].iter().map(|k| self.fragment(&[&args[0], k], 1)).collect();
+                let parts = args[1..].iter().map(|k| self.fragment(&[&args[0], k], 1, cmd)).collect();
                 Pending::upstream(Body::Split(Shape::Sum, parts), cmd, started)
             }
             Family::Transaction => self.transaction(req, frame, cmd, started),
@@ -376,26 +534,104 @@ impl Session {
                 }
                 self.single(args, frame, 2, cmd, started)
             }
-            Family::RandomShard => {
-                // A random key picks a random server through the same load balancer.
-                let key = rand::random::<u64>().to_le_bytes();
-                let route = self.proxy.router.route(b"").or_else(|| self.proxy.router.route(&key));
-                let part = route.and_then(|r| self.cache.send(r, &key, frame.clone()));
-                match part {
-                    Some(part) => Pending::upstream(Body::Single(part), cmd, started),
-                    None => self.no_host(cmd),
-                }
+            Family::RandomShard => self.random_shard(args, frame, cmd, started),
+            Family::ClusterScope => {
+                let shape = cluster_scope_shape(SUPPORTED[cmd].0, args.get(1).map(|a| a.to_ascii_lowercase()));
+                self.fan_out(b"", frame, cmd, shape, started)
             }
+            Family::Scan => self.fan_out(&args[1], frame, cmd, Some(Shape::Scan), started),
+            Family::InfoShard => self.info_shard(args, cmd, started),
+            Family::Hello => self.hello(args),
             Family::LocalOk => {
                 self.proxy.commands[cmd].success.inc();
                 Pending::local(Bytes::from_static(b"+OK\r\n"))
             }
-            Family::NotYet => {
+        }
+    }
+
+    /// Sends one shard's copy of `frame` (and mirrors it to shard `i` of each mirror); a shard
+    /// without a host (`read_policy: REPLICA` on a shard without replicas) answers `no upstream
+    /// host`.
+    fn send_to_shard(&mut self, route: &Route, shard: (usize, &Option<Arc<Host>>), frame: &Bytes, cmd: usize) -> Part {
+        let (Some(pool), Some(host)) = (route.pool.as_ref(), shard.1) else { return Part::error(NO_UPSTREAM_HOST) };
+        let part = self.cache.send_to(pool, host, frame.clone(), cmd);
+        let (i, name) = (shard.0, SUPPORTED.get(cmd).map_or("", |(n, _)| *n));
+        self.cache.mirror(route, cmd, frame, |m| m.shard_host(i, name));
+        part
+    }
+
+    /// Envoy's `ClusterScopeCmdRequest` and `ScanRequest`: the same request to every shard,
+    /// replies merged by `shape` (`None`: a subcommand Envoy does not handle). Keyless commands
+    /// are routed on the empty key (SCAN on its cursor), as in Envoy.
+    fn fan_out(&mut self, key: &[u8], frame: &Bytes, cmd: usize, shape: Option<Shape>, started: Instant) -> Pending {
+        let proxy = self.proxy.clone();
+        let Some(route) = proxy.router.route(key) else { return self.no_host(cmd) };
+        let shards = shards_of(route, SUPPORTED[cmd].0);
+        if shards.is_empty() {
+            return self.no_host(cmd);
+        }
+        let Some(shape) = shape else {
+            self.proxy.commands[cmd].error.inc();
+            return Pending::error("ERR unsupported cluster scope command or invalid arguments");
+        };
+        let parts = shards.iter().enumerate().map(|s| self.send_to_shard(route, s, frame, cmd)).collect();
+        Pending::upstream(Body::Split(shape, parts), cmd, started)
+    }
+
+    /// Envoy's `RandomShardRequest` (RANDOMKEY; CLUSTER INFO/SLOTS/KEYSLOT/NODES).
+    fn random_shard(&mut self, args: &[Bytes], frame: &Bytes, cmd: usize, started: Instant) -> Pending {
+        let name = SUPPORTED[cmd].0;
+        if let (Some(sub), "cluster") = (args.get(1), name) {
+            let sub = String::from_utf8_lossy(sub).to_ascii_lowercase();
+            if !matches!(sub.as_str(), "info" | "slots" | "keyslot" | "nodes") {
                 self.proxy.commands[cmd].error.inc();
-                let msg = format!("ERR '{}' is not supported by Legate yet", String::from_utf8_lossy(&args[0]));
-                Pending::error(&msg)
+                return Pending::error(&format!("ERR {name} subcommand '{sub}' is not supported"));
             }
         }
+        let proxy = self.proxy.clone();
+        let Some(route) = proxy.router.route(b"") else { return self.no_host(cmd) };
+        let shards = shards_of(route, SUPPORTED[cmd].0);
+        if shards.is_empty() {
+            return self.no_host(cmd);
+        }
+        let i = rand::random::<u32>() as usize % shards.len();
+        let part = self.send_to_shard(route, (i, &shards[i]), frame, cmd);
+        Pending::upstream(Body::Shard(part), cmd, started)
+    }
+
+    /// Envoy's `ShardInfoRequest`: `INFO.SHARD <shard> [section]` becomes `INFO [section]` on
+    /// that shard alone.
+    fn info_shard(&mut self, args: &[Bytes], cmd: usize, started: Instant) -> Pending {
+        let stats = self.proxy.commands[cmd].clone();
+        if args.len() > 3 {
+            stats.error.inc();
+            return Pending::error(&format!(
+                "wrong number of arguments for '{}' command",
+                String::from_utf8_lossy(&args[0])
+            ));
+        }
+        let Some(id) = std::str::from_utf8(&args[1]).ok().and_then(|s| s.parse::<u16>().ok()) else {
+            stats.error.inc();
+            return Pending::error("ERR invalid shard_id - must be a numeric shard index");
+        };
+        let proxy = self.proxy.clone();
+        let Some(route) = proxy.router.route(b"") else { return self.no_host(cmd) };
+        let shards = shards_of(route, "info");
+        if shards.is_empty() {
+            return self.no_host(cmd);
+        }
+        let id = usize::from(id);
+        if id >= shards.len() {
+            stats.error.inc();
+            return Pending::error(&format!("ERR shard_id {id} out of range (0-{})", shards.len() - 1));
+        }
+        let mut out = BytesMut::new();
+        let mut info: Vec<&[u8]> = vec![b"INFO"];
+        info.extend(args.get(2).map(|a| &a[..]));
+        encode_command(&mut out, &info);
+        let info_cmd = lookup(b"info").unwrap_or(cmd);
+        let part = self.send_to_shard(route, (id, &shards[id]), &out.freeze(), info_cmd);
+        Pending::upstream(Body::Shard(part), cmd, started)
     }
 
     /// Envoy's `TransactionRequest::create`.
@@ -404,6 +640,17 @@ impl Session {
     fn transaction(&mut self, req: &Request, frame: &Bytes, cmd: usize, started: Instant) -> Pending {
         let args = &req.args;
         let name = &args[0];
+        // Envoy 1.40 queues only single-key, transaction and multi-key commands (EXISTS, EVAL
+        // and the keyless commands are refused).
+        let allowed = lookup(name).is_some_and(|c| match SUPPORTED[c].1 {
+            Family::Simple | Family::Transaction | Family::MGet | Family::MSet => true,
+            Family::SumMulti => SUPPORTED[c].0 != "exists",
+            _ => false,
+        });
+        if !allowed {
+            let shown = String::from_utf8_lossy(name);
+            return Pending::error(&format!("'{shown}' command is not supported within transaction"));
+        }
         let mut ends = false;
         if is(name, "multi") {
             if self.txn.active {
@@ -440,14 +687,30 @@ impl Session {
             prelude = Some(m.freeze());
         }
         let Some(key) = self.txn.key.clone() else { return self.no_host(cmd) };
+        let proxy = self.proxy.clone();
+        let route = proxy.router.route(&key);
         if self.txn.conn.is_none() {
-            let proxy = self.proxy.clone();
-            let conn = proxy.router.route(&key).and_then(|r| {
+            let hashtagging = self.cache.hashtagging;
+            let conn = route.and_then(|r| {
                 let strip = if r.remove_prefix { r.prefix.len() } else { 0 };
                 let pool = r.pool.as_ref()?;
-                let host = pool.host_for(&key[strip..], self.cache.hashtagging)?;
+                let host = pool.host_for(&key[strip..], hashtagging)?;
                 Some(pool.dedicated(&host))
             });
+            if conn.is_some() {
+                self.txn.mirrors = route
+                    .map(|r| {
+                        let strip = if r.remove_prefix { r.prefix.len() } else { 0 };
+                        r.mirrors
+                            .iter()
+                            .map(|m| {
+                                let pool = m.pool.as_ref()?;
+                                Some(pool.dedicated(&pool.host_for(&key[strip..], hashtagging)?))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
             self.txn.conn = conn;
         }
         let Some(conn) = self.txn.conn.clone() else {
@@ -457,18 +720,39 @@ impl Session {
             return self.no_host(cmd);
         };
         let tx = conn.sender(0);
+        // The command itself (not MULTI, whose stats count it) names the upstream stats and
+        // decides mirroring.
+        let own = lookup(name);
+        let mirrors = route.map(|r| &r.mirrors[..]).unwrap_or_default();
+        let send_mirrors = |bytes: &Bytes, c: Option<usize>| {
+            let lower = c.and_then(|c| SUPPORTED.get(c)).map_or("", |(n, _)| *n);
+            for (m, conn) in mirrors.iter().zip(&self.txn.mirrors) {
+                let (Some(conn), Some(pool)) = (conn.as_ref(), m.pool.as_ref()) else { continue };
+                if !m.should_mirror(lower) {
+                    continue;
+                }
+                if let Some(guard) = InFlight::take(&pool.mirror_in_flight, MAX_MIRROR_IN_FLIGHT) {
+                    let r = UpstreamRequest::mirrored(bytes.clone(), c, guard);
+                    let _ = conn.sender(0).send(r);
+                }
+            }
+        };
         if let Some(bytes) = prelude {
-            let _ = tx.send(UpstreamRequest { bytes, reply: None });
+            let multi = lookup(b"multi");
+            send_mirrors(&bytes, multi);
+            let _ = tx.send(UpstreamRequest::new(bytes, None, multi));
         }
         let (reply, rx) = oneshot::channel();
-        let part = match tx.send(UpstreamRequest { bytes: frame.clone(), reply: Some(reply) }) {
+        let part = match tx.send(UpstreamRequest::new(frame.clone(), Some(reply), own)) {
             Ok(()) => Part::Wait(rx),
             Err(_) => Part::failed(),
         };
+        send_mirrors(frame, own);
         let mut p = Pending::upstream(Body::Single(part), cmd, started);
         if ends || (is(name, "unwatch") && !self.txn.active) {
-            // The transaction is over once this reply arrives; its connection closes then.
-            p.hold = self.txn.conn.take();
+            // The transaction is over once this reply arrives; its connections close then.
+            p.hold.extend(self.txn.conn.take());
+            p.hold.extend(self.txn.mirrors.drain(..).flatten());
             self.txn = Txn::default();
         }
         p
@@ -480,14 +764,15 @@ impl Session {
         let Some(route) = self.proxy.router.route(key) else { return self.no_host(cmd) };
         let strip = if route.remove_prefix { route.prefix.len() } else { 0 };
         let bytes = if strip > 0 { rewrite(args, key_at, strip) } else { frame.clone() };
-        match self.cache.send(route, &key[strip..], bytes) {
+        match self.cache.send(route, &key[strip..], bytes, cmd) {
             Some(part) => Pending::upstream(Body::Single(part), cmd, started),
             None => self.no_host(cmd),
         }
     }
 
-    /// One per-key piece of a split command; a key without a host becomes an error part.
-    fn fragment(&mut self, args: &[&[u8]], key_at: usize) -> Part {
+    /// One per-key piece of a split command (command `cmd`); a key without a host becomes an
+    /// error part.
+    fn fragment(&mut self, args: &[&[u8]], key_at: usize, cmd: usize) -> Part {
         let key = args[key_at];
         let Some(route) = self.proxy.router.route(key) else { return Part::error(NO_UPSTREAM_HOST) };
         let strip = if route.remove_prefix { route.prefix.len() } else { 0 };
@@ -499,7 +784,7 @@ impl Session {
         } else {
             encode_command(&mut out, args);
         }
-        self.cache.send(route, &key[strip..], out.freeze()).unwrap_or_else(|| Part::error(NO_UPSTREAM_HOST))
+        self.cache.send(route, &key[strip..], out.freeze(), cmd).unwrap_or_else(|| Part::error(NO_UPSTREAM_HOST))
     }
 
     fn no_host(&self, cmd: usize) -> Pending {
@@ -507,6 +792,29 @@ impl Session {
         Pending::error(NO_UPSTREAM_HOST)
     }
 }
+
+/// The shards of a route's cluster for command `name` (none when the cluster does not exist).
+fn shards_of(route: &Route, name: &str) -> Vec<Option<Arc<Host>>> {
+    route.pool.as_ref().map(|p| p.shards(name)).unwrap_or_default()
+}
+
+/// Envoy's `ClusterResponseHandlerFactory`: how the replies of a cluster-scope command are
+/// merged, by command and (lower-case) first argument.
+fn cluster_scope_shape(name: &str, sub: Option<Vec<u8>>) -> Option<Shape> {
+    Some(match (name, sub.as_deref()) {
+        ("slowlog", Some(b"len")) => Shape::IntSum,
+        ("slowlog", Some(b"get")) | ("config", Some(b"get")) | ("keys", _) => Shape::Merge,
+        ("slowlog", Some(b"reset"))
+        | ("config", Some(b"set" | b"rewrite" | b"resetstat"))
+        | ("script" | "flushall" | "flushdb", _) => Shape::Same,
+        ("info", section) => Shape::Info(section.map(<[u8]>::to_vec).unwrap_or_default()),
+        ("role", _) => Shape::Append,
+        _ => return None,
+    })
+}
+
+/// Envoy 1.40's HELLO reply (a RESP2 map as a flat array).
+const HELLO_REPLY: &[u8] = b"*14\r\n$6\r\nserver\r\n$17\r\nenvoy-redis-proxy\r\n$7\r\nversion\r\n$5\r\n6.0.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:0\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n";
 
 /// The request with `args[at]` shortened by `strip` bytes (a route's `remove_prefix`).
 fn rewrite(args: &[Bytes], at: usize, strip: usize) -> Bytes {

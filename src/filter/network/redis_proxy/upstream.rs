@@ -14,12 +14,24 @@
 //!
 //! Envoy opens one connection per worker per host without a cap; here the cap is
 //! `min(worker threads, MAX_CONNECTIONS_PER_HOST)`.
+//!
+//! With `enable_redirection` (Envoy's client): a `MOVED` or `ASK` reply is not returned; the
+//! request is sent again to the named host (after `ASKING` for ASK, on the same connection
+//! and in the same write), its reply goes to the waiting client, and the cluster's refresh
+//! manager is told; `upstream_internal_redirect_{succeeded,failed}_total` count the outcome. A
+//! `CLUSTERDOWN` reply fails the request (`upstream failure`). Unlike Envoy, a request is
+//! redirected at most [`MAX_REDIRECTS`] times, so two nodes that disagree cannot bounce it
+//! forever.
+//!
+//! When a Redis Cluster's topology drops a host, its connections are drained as Envoy drains
+//! them: an idle connection closes at once; one with requests in flight closes when they are
+//! answered, counting `redis_cluster.upstream_cx_drained`. A later request reconnects.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -28,6 +40,8 @@ use legate_codecs::redis::{Scanner, REPLY_LIMITS};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::cluster::{classify_error, ErrorReply};
+use super::router::ClusterPool;
 use crate::filter::network::sock::try_read_drained;
 use crate::upstream::cluster::Cluster;
 use crate::upstream::host::Host;
@@ -37,6 +51,9 @@ pub const MAX_CONNECTIONS_PER_HOST: usize = 4;
 /// Stop taking new requests from the queue while this many bytes wait to be written.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// Redirections one request may follow before its MOVED/ASK reply is returned as is.
+pub const MAX_REDIRECTS: u8 = 5;
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
 /// Why a request got no reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +68,51 @@ pub type Reply = Result<Bytes, Failure>;
 /// One request for a connection task.
 pub struct UpstreamRequest {
     pub bytes: Bytes,
-    /// `None` for a request whose reply is dropped (a transaction's opening MULTI).
+    /// `None` for a request whose reply is dropped (a transaction's opening MULTI, a mirrored
+    /// request).
     pub reply: Option<oneshot::Sender<Reply>>,
+    /// The command's index in `SUPPORTED`, for the per-command upstream stats.
+    pub cmd: Option<usize>,
+    /// A mirrored request's place among its cluster's mirrored requests in flight, given back
+    /// when its reply arrives or it fails (a redirection carries it along).
+    pub guard: Option<InFlight>,
+    /// How many redirections brought the request here (0 for a client's request).
+    pub redirects: u8,
+    /// `bytes` start with `ASKING` (an ASK redirection), whose reply is dropped.
+    pub asking: bool,
+}
+
+impl UpstreamRequest {
+    /// A request for command `cmd` (an index into `SUPPORTED`), not redirected.
+    pub fn new(bytes: Bytes, reply: Option<oneshot::Sender<Reply>>, cmd: Option<usize>) -> UpstreamRequest {
+        UpstreamRequest { bytes, reply, cmd, guard: None, redirects: 0, asking: false }
+    }
+
+    /// A mirrored copy of command `cmd`: no reply, holding its place among the in-flight copies.
+    pub fn mirrored(bytes: Bytes, cmd: Option<usize>, guard: InFlight) -> UpstreamRequest {
+        UpstreamRequest { bytes, reply: None, cmd, guard: Some(guard), redirects: 0, asking: false }
+    }
+}
+
+/// Counts a fire-and-forget (mirrored) request until its reply arrives or it fails. A client
+/// waits for its own replies, which bounds what it can have queued; nothing waits for a
+/// mirror's, so a slow mirror would let copies pile up without this cap.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// A place from `counter`, unless `max` are taken.
+    pub fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<InFlight> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| InFlight(counter.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// What a connection needs to know from the filter.
@@ -65,8 +125,15 @@ pub struct ConnSettings {
     /// ignores them.
     pub init: Bytes,
     pub init_count: usize,
-    /// `cluster.<c>.redis_cluster.upstream_commands.upstream_rq_time` (ms, every request).
+    /// `cluster.<c>.redis_cluster.upstream_commands.upstream_rq_time` (microseconds, as
+    /// Envoy's, every request).
     pub rq_time: crate::stats::Histogram,
+    /// The per-command stats, with `settings.enable_command_stats`.
+    pub commands: Option<Arc<super::stats::UpstreamCommandStats>>,
+    /// Set with `enable_redirection`: the pool that redirected requests go through.
+    pub redirect: Option<Weak<ClusterPool>>,
+    /// `cluster.<c>.redis_cluster.upstream_cx_drained`.
+    pub cx_drained: crate::stats::Counter,
 }
 
 /// The connection slots of one host.
@@ -75,11 +142,23 @@ pub struct HostConns {
     cluster: Arc<Cluster>,
     settings: ConnSettings,
     slots: Vec<OnceLock<mpsc::UnboundedSender<UpstreamRequest>>>,
+    drain: tokio::sync::watch::Sender<u64>,
 }
 
 impl HostConns {
     pub fn new(cluster: Arc<Cluster>, host: Arc<Host>, settings: ConnSettings, slots: usize) -> HostConns {
-        HostConns { host, cluster, settings, slots: (0..slots.max(1)).map(|_| OnceLock::new()).collect() }
+        HostConns {
+            host,
+            cluster,
+            settings,
+            slots: (0..slots.max(1)).map(|_| OnceLock::new()).collect(),
+            drain: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The host left the cluster's topology: close its connections once they are idle.
+    pub fn drain(&self) {
+        self.drain.send_modify(|g| *g += 1);
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -93,7 +172,7 @@ impl HostConns {
             let (tx, rx) = mpsc::unbounded_channel();
             let task =
                 ConnTask { host: self.host.clone(), cluster: self.cluster.clone(), settings: self.settings.clone() };
-            tokio::spawn(task.run(rx));
+            tokio::spawn(task.run(rx, self.drain.subscribe()));
             tx
         })
         .clone()
@@ -110,6 +189,11 @@ struct ConnTask {
 struct Waiting {
     reply: Option<oneshot::Sender<Reply>>,
     sent: Instant,
+    cmd: Option<usize>,
+    guard: Option<InFlight>,
+    /// The request, kept for a redirection (only with `enable_redirection`).
+    request: Option<Bytes>,
+    redirects: u8,
 }
 
 /// How a live connection ended.
@@ -118,10 +202,12 @@ enum End {
     Shutdown,
     Remote,
     Local,
+    /// The host left the topology; `true` when requests were in flight at that moment.
+    Drained(bool),
 }
 
 impl ConnTask {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<UpstreamRequest>) {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<UpstreamRequest>, mut drain: tokio::sync::watch::Receiver<u64>) {
         loop {
             let Some(first) = rx.recv().await else { return };
             match self.connect().await {
@@ -130,20 +216,23 @@ impl ConnTask {
                     if self.settings.init_count > 0 {
                         live.wbuf.extend_from_slice(&self.settings.init);
                         for _ in 0..self.settings.init_count {
-                            live.push_waiting(None);
+                            live.push_internal();
                         }
                         live.flush_at = Some(Instant::now());
                     }
                     live.enqueue(first);
-                    let end = live.run(&mut rx).await;
+                    drain.mark_unchanged();
+                    let end = live.run(&mut rx, &mut drain).await;
                     live.close(&end);
                     if matches!(end, End::Shutdown) {
                         return;
                     }
                 }
                 Err(()) => {
+                    self.note_failure();
                     fail(first);
                     while let Ok(r) = rx.try_recv() {
+                        self.note_failure();
                         fail(r);
                     }
                 }
@@ -179,6 +268,13 @@ impl ConnTask {
                 self.destroyed(false, 1);
                 Err(())
             }
+        }
+    }
+
+    /// A request failed: a Redis Cluster may refresh its topology (`failure_refresh_threshold`).
+    fn note_failure(&self) {
+        if let Some(state) = &self.cluster.redis {
+            state.on_failure();
         }
     }
 
@@ -239,7 +335,20 @@ impl<'t> Live<'t> {
         }
     }
 
-    fn push_waiting(&mut self, reply: Option<oneshot::Sender<Reply>>) {
+    /// A request whose reply is dropped and never redirected (AUTH, READONLY, ASKING): counted
+    /// as Envoy counts them, under the `unknown` command.
+    fn push_internal(&mut self) {
+        self.push_waiting(Waiting {
+            reply: None,
+            sent: Instant::now(),
+            cmd: None,
+            guard: None,
+            request: None,
+            redirects: 0,
+        });
+    }
+
+    fn push_waiting(&mut self, w: Waiting) {
         if self.waiting.is_empty() {
             self.op_deadline = Instant::now() + self.task.settings.op_timeout;
         }
@@ -248,7 +357,10 @@ impl<'t> Live<'t> {
         s.upstream_rq_active.inc();
         self.task.host.stats.rq_total.fetch_add(1, Ordering::Relaxed);
         self.task.host.stats.rq_active.fetch_add(1, Ordering::Relaxed);
-        self.waiting.push_back(Waiting { reply, sent: Instant::now() });
+        if let Some(c) = &self.task.settings.commands {
+            c.sent(w.cmd);
+        }
+        self.waiting.push_back(w);
     }
 
     fn pop_waiting(&mut self) -> Option<Waiting> {
@@ -266,7 +378,24 @@ impl<'t> Live<'t> {
         }
         let was_empty = self.wbuf.is_empty();
         self.wbuf.extend_from_slice(&r.bytes);
-        self.push_waiting(r.reply);
+        if r.asking {
+            self.push_internal();
+        }
+        // Mirrored copies follow redirections too (Envoy redirects at the pool, whoever waits).
+        let keep = if self.task.settings.redirect.is_some() && (r.reply.is_some() || r.guard.is_some()) {
+            Some(if r.asking { r.bytes.slice(ASKING.len().min(r.bytes.len())..) } else { r.bytes })
+        } else {
+            None
+        };
+        let w = Waiting {
+            reply: r.reply,
+            sent: Instant::now(),
+            cmd: r.cmd,
+            guard: r.guard,
+            request: keep,
+            redirects: r.redirects,
+        };
+        self.push_waiting(w);
         let max = self.task.settings.max_buffer_size_before_flush;
         if self.wbuf.len() >= max {
             self.flush_at = Some(Instant::now());
@@ -275,11 +404,20 @@ impl<'t> Live<'t> {
         }
     }
 
-    async fn run(&mut self, rx: &mut mpsc::UnboundedReceiver<UpstreamRequest>) -> End {
+    async fn run(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<UpstreamRequest>,
+        drain: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> End {
         let op_sleep = tokio::time::sleep(self.task.settings.op_timeout);
         tokio::pin!(op_sleep);
         let mut armed_for = None;
+        // `None` once the HostConns is gone (nothing can signal a drain any more).
+        let mut draining: Option<bool> = Some(false);
         loop {
+            if draining == Some(true) && self.waiting.is_empty() && self.wbuf.is_empty() {
+                return End::Drained(true);
+            }
             let now = Instant::now();
             let flush_due = self.flush_at.is_some_and(|t| t <= now);
             if flush_due && !self.wbuf.is_empty() {
@@ -327,6 +465,11 @@ impl<'t> Live<'t> {
                     }
                 }
                 _ = tokio::time::sleep_until(flush_wait.unwrap_or(now).into()), if flush_wait.is_some() => {}
+                r = drain.changed(), if draining == Some(false) => match r {
+                    Err(_) => draining = None,
+                    Ok(()) if self.waiting.is_empty() && self.wbuf.is_empty() => return End::Drained(false),
+                    Ok(()) => draining = Some(true),
+                },
                 _ = &mut op_sleep, if !self.waiting.is_empty() => {
                     if Instant::now() >= self.op_deadline {
                         self.task.cluster.stats.upstream_rq_timeout.inc();
@@ -405,8 +548,18 @@ impl<'t> Live<'t> {
                         self.task.cluster.stats.upstream_cx_protocol_error.inc();
                         return Some(End::Local);
                     };
-                    self.task.settings.rq_time.record(w.sent.elapsed().as_millis() as u64);
-                    if let Some(tx) = w.reply {
+                    let micros = w.sent.elapsed().as_micros() as u64;
+                    self.task.settings.rq_time.record(micros);
+                    let error = reply::kind(&frame) == reply::ReplyKind::Error;
+                    if let Some(c) = &self.task.settings.commands {
+                        // Envoy: a reply to a cancelled request, or an error reply, is a failure;
+                        // a MOVED/ASK counts so before the redirected copy counts again.
+                        let cancelled = w.reply.as_ref().is_some_and(|tx| tx.is_closed());
+                        c.replied(w.cmd, !cancelled && !error, micros);
+                    }
+                    if w.request.is_some() && error {
+                        self.redirect_or_reply(w, frame);
+                    } else if let Some(tx) = w.reply {
                         let _ = tx.send(Ok(frame));
                     }
                     self.op_deadline = Instant::now() + self.task.settings.op_timeout;
@@ -422,13 +575,75 @@ impl<'t> Live<'t> {
         }
     }
 
+    /// Envoy's `ClientImpl::onRespValue` with `enable_redirection`, for an error reply.
+    fn redirect_or_reply(&mut self, w: Waiting, frame: Bytes) {
+        let stats = &self.task.cluster.stats;
+        let reply = |w: Waiting, r: Reply| {
+            if let Some(tx) = w.reply {
+                let _ = tx.send(r);
+            }
+        };
+        match classify_error(&frame) {
+            ErrorReply::Other => reply(w, Ok(frame)),
+            ErrorReply::ClusterDown => {
+                self.task.note_failure();
+                reply(w, Err(Failure::Upstream));
+            }
+            ErrorReply::BadRedirect => {
+                stats.upstream_internal_redirect_failed_total.inc();
+                reply(w, Ok(frame));
+            }
+            ErrorReply::Redirect(r) => {
+                let pool = self.task.settings.redirect.as_ref().and_then(Weak::upgrade);
+                let conns =
+                    pool.as_ref().filter(|_| w.redirects < MAX_REDIRECTS).and_then(|p| p.conns_for_address(r.to));
+                let (Some(pool), Some(conns), Some(request)) = (pool, conns, w.request.clone()) else {
+                    stats.upstream_internal_redirect_failed_total.inc();
+                    return reply(w, Ok(frame));
+                };
+                let bytes = if r.ask {
+                    let mut b = BytesMut::with_capacity(ASKING.len() + request.len());
+                    b.extend_from_slice(ASKING);
+                    b.extend_from_slice(&request);
+                    b.freeze()
+                } else {
+                    request
+                };
+                let req = UpstreamRequest {
+                    bytes,
+                    reply: w.reply,
+                    cmd: w.cmd,
+                    guard: w.guard,
+                    redirects: w.redirects + 1,
+                    asking: r.ask,
+                };
+                match conns.sender(u64::from(w.redirects)).send(req) {
+                    Ok(()) => {
+                        stats.upstream_internal_redirect_succeeded_total.inc();
+                        if let Some(state) = &pool.cluster.redis {
+                            state.on_redirection();
+                        }
+                    }
+                    Err(e) => {
+                        stats.upstream_internal_redirect_failed_total.inc();
+                        fail(e.0);
+                    }
+                }
+            }
+        }
+    }
+
     /// Fails what is outstanding and settles the connection's stats.
     fn close(mut self, end: &End) {
         let outstanding = self.waiting.len();
         while let Some(w) = self.pop_waiting() {
             if let Some(tx) = w.reply {
+                self.task.note_failure();
                 let _ = tx.send(Err(Failure::Upstream));
             }
+        }
+        if matches!(end, End::Drained(true)) {
+            self.task.settings.cx_drained.inc();
         }
         self.task.destroyed(matches!(end, End::Remote), outstanding);
     }

@@ -1,0 +1,560 @@
+//! One HTTP/1.x downstream connection: read a request head, run the request (the connection
+//! manager's `handle`) while feeding it the request body, write the response, repeat.
+//!
+//! One request at a time: bytes of a pipelined next request stay in the read buffer until the
+//! current response is written, so responses go out in request order. The read buffer exists
+//! only while a request is being read; an idle connection owns no buffer.
+
+use std::cell::RefCell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::LocalKey;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode, Version};
+use hyper::body::Body;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use super::body::{Decoder, Slot, Want};
+use super::parse::{self, CodecError, Framing, Limits};
+use crate::filter::http::body::RequestBody;
+use crate::filter::http::conn_manager::{ConnInfo, HttpConnectionManager};
+use crate::filter::http::response::RespBody;
+
+/// Bytes read from the socket per read.
+const SCRATCH_SIZE: usize = 64 * 1024;
+
+/// Response bytes gathered before a write.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// After a response, at most this much of a request body nobody read is drained to keep the
+/// connection; beyond it (or past [`DRAIN_WAIT`]) the connection closes.
+const DRAIN_LIMIT: usize = 256 * 1024;
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH_SIZE]);
+}
+
+/// Reads once from `io` through the per-thread `scratch` buffer and appends what came to `rbuf`,
+/// so a connection holds no read buffer of its own between messages. `Ok(0)` is EOF: it sets
+/// `eof`, and later calls return `Ok(0)` without reading. Shared by the server codec and the
+/// upstream client.
+pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
+    scratch: &'static LocalKey<RefCell<Vec<u8>>>,
+    io: &mut R,
+    rbuf: &mut BytesMut,
+    eof: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if *eof {
+        return Poll::Ready(Ok(0));
+    }
+    scratch.with(|s| {
+        let mut s = s.borrow_mut();
+        let mut rb = ReadBuf::new(&mut s[..]);
+        match Pin::new(io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    *eof = true;
+                } else {
+                    rbuf.extend_from_slice(rb.filled());
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+}
+
+/// How the connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client closed, or a response asked for the close.
+    Done,
+    /// A request could not be parsed (`downstream_cx_protocol_error`).
+    ProtocolError,
+}
+
+struct Conn<IO> {
+    io: IO,
+    rbuf: BytesMut,
+    eof: bool,
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
+    /// Reads once (through the per-thread scratch buffer) and appends to the read buffer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, cx)
+    }
+
+    /// Moves the request body from the read buffer to its slot while the slot has room.
+    fn feed(&mut self, cx: &mut Context<'_>, slot: &Slot, dec: &mut Decoder) {
+        loop {
+            match slot.wants(cx) {
+                Want::Stop | Want::Full => return,
+                Want::More => {}
+            }
+            match dec.decode(&mut self.rbuf) {
+                Ok(Some(chunk)) => slot.push(Some(chunk), dec.is_done()),
+                Ok(None) if dec.is_done() => {
+                    slot.push(None, true);
+                    return;
+                }
+                Ok(None) => match self.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) => {
+                        slot.fail("downstream closed mid-body");
+                        return;
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(_)) => {
+                        slot.fail("downstream read failed");
+                        return;
+                    }
+                    Poll::Pending => return,
+                },
+                Err(_) => {
+                    slot.fail("malformed chunked body");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        self.io.write_all(b).await
+    }
+}
+
+/// Serves HTTP/1.x on `io` until the connection ends.
+pub async fn serve<IO>(hcm: &Arc<HttpConnectionManager>, info: &Arc<ConnInfo>, io: IO) -> End
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let limits = Limits {
+        max_head_bytes: hcm.max_request_headers_bytes,
+        max_headers: hcm.max_headers_count as usize,
+        accept_http_10: hcm.accept_http_10,
+        default_host_for_http_10: hcm.default_host_for_http_10.clone(),
+    };
+    let mut c = Conn { io, rbuf: BytesMut::new(), eof: false };
+    let max_end = hcm.max_connection_duration.map(|d| tokio::time::Instant::now() + d);
+    let end = loop {
+        // 1. The next request head.
+        let head = match read_head(hcm, info, &mut c, &limits, max_end).await {
+            Ok(Some(h)) => h,
+            Ok(None) => break End::Done,
+            Err(e) => {
+                let reply = hcm.codec_error_reply(info, e.status, e.details);
+                let _ = write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None).await;
+                break End::ProtocolError;
+            }
+        };
+        let parse::Head { mut parts, framing, keep_alive, expect_continue } = head;
+        if expect_continue && !hcm.proxy_100_continue {
+            // Envoy answers `100 Continue` itself and does not pass `Expect` on.
+            parts.headers.remove(header::EXPECT);
+            hcm.stats.downstream_rq_1xx.inc();
+            if c.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+                break End::Done;
+            }
+        }
+        let method = parts.method.clone();
+        let version = parts.version;
+        let mut dec = Decoder::new(framing);
+        let (slot, body) = if dec.is_done() {
+            (None, RequestBody::Empty)
+        } else {
+            let exact = match framing {
+                Framing::Length(n) => Some(n),
+                _ => None,
+            };
+            let (slot, body) = Slot::new(exact);
+            (Some(slot), RequestBody::H1(body))
+        };
+        let req = http::Request::from_parts(parts, body);
+        // Boxed: the request's state exists only while it is in flight, so an idle connection
+        // stays a few hundred bytes.
+        let mut fut = Box::pin(hcm.clone().handle(info.clone(), req));
+        // 2. Run the request to its response headers, feeding it the body meanwhile.
+        let resp = poll_fn(|cx| {
+            if let Some(s) = &slot {
+                c.feed(cx, s, &mut dec);
+            }
+            fut.as_mut().poll(cx)
+        })
+        .await;
+        drop(fut);
+        let closing = info.cx.drain.is_cancelled() || max_end.is_some_and(|m| tokio::time::Instant::now() >= m);
+        if closing {
+            if info.cx.drain.is_cancelled() {
+                hcm.stats.downstream_cx_drain_close.inc();
+            } else {
+                hcm.stats.downstream_cx_max_duration_reached.inc();
+            }
+        }
+        // 3. The response, still feeding the request body.
+        let feed = slot.as_ref().map(|s| (s, &mut dec));
+        let outcome = write_response(&mut c, resp, &method, version, !keep_alive || closing, feed).await;
+        let keep = match outcome {
+            Ok(Written::KeepAlive) => true,
+            Ok(Written::Close) | Err(_) => false,
+            Ok(Written::Upgrade(on)) => {
+                if let Ok(up) = on.await {
+                    hcm.stats.downstream_cx_upgrades_total.inc();
+                    hcm.stats.downstream_cx_upgrades_active.inc();
+                    tunnel(&mut c, up).await;
+                    hcm.stats.downstream_cx_upgrades_active.dec();
+                }
+                break End::Done;
+            }
+        };
+        // 4. A request body nobody read: drain a little of it to keep the connection.
+        let mut body_ok = true;
+        if let Some(s) = &slot {
+            if !s.is_ended() {
+                s.fail("response already sent");
+                body_ok = keep && drain(&mut c, &mut dec).await;
+            }
+        }
+        if !keep || !body_ok || c.eof {
+            break End::Done;
+        }
+        if c.rbuf.is_empty() {
+            // Free the buffer while idle.
+            c.rbuf = BytesMut::new();
+        }
+    };
+    // Best effort (TLS close_notify, FIN); a client that went away needs none.
+    let _ = tokio::time::timeout(Duration::from_secs(1), c.io.shutdown()).await;
+    end
+}
+
+/// Waits for and parses the next request head; `Ok(None)` when the connection should end
+/// quietly (closed by the client, idle timeout, drain, maximum duration).
+async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
+    hcm: &HttpConnectionManager,
+    info: &ConnInfo,
+    c: &mut Conn<IO>,
+    limits: &Limits,
+    max_end: Option<tokio::time::Instant>,
+) -> Result<Option<parse::Head>, CodecError> {
+    loop {
+        if !c.rbuf.is_empty() {
+            if let Some(h) = parse::parse(&mut c.rbuf, limits)? {
+                return Ok(Some(h));
+            }
+        }
+        if c.eof {
+            // Part of a head and then EOF: nothing to answer.
+            return Ok(None);
+        }
+        // Fast path: bytes already there.
+        let mut cx_got = None;
+        poll_fn(|cx| {
+            cx_got = Some(c.poll_fill(cx));
+            Poll::Ready(())
+        })
+        .await;
+        match cx_got {
+            Some(Poll::Ready(Ok(_))) => continue,
+            Some(Poll::Ready(Err(_))) => return Ok(None),
+            _ => {}
+        }
+        let between_requests = c.rbuf.is_empty();
+        if between_requests {
+            c.rbuf = BytesMut::new();
+        }
+        let idle = hcm.idle_timeout.filter(|_| between_requests);
+        let idle_sleep = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let max_sleep = async {
+            match max_end {
+                Some(m) => tokio::time::sleep_until(m).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = poll_fn(|cx| c.poll_fill(cx)) => {
+                if r.is_err() {
+                    return Ok(None);
+                }
+            }
+            _ = info.cx.drain.cancelled(), if between_requests => {
+                hcm.stats.downstream_cx_drain_close.inc();
+                return Ok(None);
+            }
+            _ = idle_sleep => {
+                hcm.stats.downstream_cx_idle_timeout.inc();
+                return Ok(None);
+            }
+            _ = max_sleep, if between_requests => {
+                hcm.stats.downstream_cx_max_duration_reached.inc();
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Reads and drops the rest of a request body nobody read, within bounds.
+async fn drain<IO: AsyncRead + AsyncWrite + Unpin>(c: &mut Conn<IO>, dec: &mut Decoder) -> bool {
+    let mut drained = 0usize;
+    let work = async {
+        loop {
+            match dec.decode(&mut c.rbuf) {
+                Ok(Some(b)) => {
+                    drained += b.len();
+                    if drained > DRAIN_LIMIT {
+                        return false;
+                    }
+                }
+                Ok(None) if dec.is_done() => return true,
+                Ok(None) => match poll_fn(|cx| c.poll_fill(cx)).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) => {}
+                },
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(DRAIN_WAIT, work).await.unwrap_or(false)
+}
+
+enum Written {
+    KeepAlive,
+    Close,
+    /// `101 Switching Protocols` went out: the connection becomes a tunnel to the upstream.
+    Upgrade(hyper::upgrade::OnUpgrade),
+}
+
+enum Out {
+    None,
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 without a length: the close ends the body.
+    UntilClose,
+}
+
+enum Step {
+    Frame(Option<Result<hyper::body::Frame<Bytes>, crate::filter::http::body::BoxError>>),
+    Flush,
+}
+
+/// Writes a response (head, body with its framing); `feed` keeps the request body moving.
+async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<IO>,
+    resp: Response<RespBody>,
+    method: &Method,
+    version: Version,
+    mut close: bool,
+    mut feed: Option<(&Slot, &mut Decoder)>,
+) -> io::Result<Written> {
+    let (mut parts, mut body) = resp.into_parts();
+    let code = parts.status.as_u16();
+    let h = &mut parts.headers;
+    if connection_has(h, "close") {
+        close = true;
+    }
+    let upgrade = code == 101;
+    let no_body = upgrade || *method == Method::HEAD || code == 204 || code == 304 || (100..200).contains(&code);
+    // Framing headers the codec adds go last, as Envoy's codec writes them.
+    let mut framing_header: Option<(&'static [u8], HeaderValue)> = None;
+    let out = if no_body {
+        Out::None
+    } else if let Some(n) = content_length(h) {
+        h.remove(header::TRANSFER_ENCODING);
+        Out::Length(n)
+    } else if body.is_end_stream() {
+        h.remove(header::TRANSFER_ENCODING);
+        framing_header = Some((b"content-length", HeaderValue::from(0)));
+        Out::None
+    } else if let Some(n) = body.size_hint().exact() {
+        h.remove(header::TRANSFER_ENCODING);
+        framing_header = Some((b"content-length", HeaderValue::from(n)));
+        Out::Length(n)
+    } else if version == Version::HTTP_10 {
+        h.remove(header::TRANSFER_ENCODING);
+        close = true;
+        Out::UntilClose
+    } else {
+        h.remove(header::TRANSFER_ENCODING);
+        framing_header = Some((b"transfer-encoding", HeaderValue::from_static("chunked")));
+        Out::Chunked
+    };
+    if close && !upgrade && !connection_has(h, "close") {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    } else if !close && version == Version::HTTP_10 {
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    if !h.contains_key(header::DATE) {
+        h.insert(header::DATE, date());
+    }
+    let mut w = BytesMut::with_capacity(256 + h.len() * 32);
+    encode_head(&mut w, version, parts.status, h, framing_header);
+    if upgrade {
+        c.write_all(&w).await?;
+        c.io.flush().await?;
+        drop(body);
+        let mut r = Response::from_parts(parts, ());
+        return Ok(Written::Upgrade(hyper::upgrade::on(&mut r)));
+    }
+    let mut sent: u64 = 0;
+    if !matches!(out, Out::None) {
+        loop {
+            let step = poll_fn(|cx| {
+                if let Some((slot, dec)) = feed.as_mut() {
+                    c.feed(cx, slot, dec);
+                }
+                match Pin::new(&mut body).poll_frame(cx) {
+                    Poll::Ready(f) => Poll::Ready(Step::Frame(f)),
+                    Poll::Pending if !w.is_empty() => Poll::Ready(Step::Flush),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            match step {
+                Step::Flush => {
+                    c.write_all(&w).await?;
+                    w.clear();
+                }
+                Step::Frame(None) => {
+                    if matches!(out, Out::Chunked) {
+                        w.put_slice(b"0\r\n\r\n");
+                    }
+                    break;
+                }
+                Step::Frame(Some(Err(_))) => {
+                    // A body that fails mid-way: what was written stands, the rest is cut by
+                    // closing the connection (no terminating chunk), as hyper and Envoy do.
+                    if !w.is_empty() {
+                        let _ = c.write_all(&w).await;
+                    }
+                    return Ok(Written::Close);
+                }
+                Step::Frame(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        if data.is_empty() {
+                            continue;
+                        }
+                        let mut data = data;
+                        if let Out::Length(n) = out {
+                            // Never more than announced.
+                            let room = n.saturating_sub(sent) as usize;
+                            if data.len() > room {
+                                data.truncate(room);
+                                close = true;
+                            }
+                        }
+                        sent += data.len() as u64;
+                        if matches!(out, Out::Chunked) {
+                            w.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                        }
+                        // Copied into the batch: one send for head and body costs less than
+                        // the copy (the socket is not vectored through every transport).
+                        w.put_slice(&data);
+                        if matches!(out, Out::Chunked) {
+                            w.put_slice(b"\r\n");
+                        }
+                    }
+                    // Response trailers have no HTTP/1.1 form Legate sends: dropped.
+                }
+            }
+            if w.len() >= WRITE_BATCH {
+                c.write_all(&w).await?;
+                w.clear();
+            }
+        }
+        if let Out::Length(n) = out {
+            if sent < n {
+                close = true;
+            }
+        }
+    }
+    drop(body);
+    if !w.is_empty() {
+        c.write_all(&w).await?;
+    }
+    c.io.flush().await?;
+    Ok(if close { Written::Close } else { Written::KeepAlive })
+}
+
+fn encode_head(
+    w: &mut BytesMut,
+    version: Version,
+    status: StatusCode,
+    h: &HeaderMap,
+    framing: Option<(&'static [u8], HeaderValue)>,
+) {
+    // Envoy answers in the request's version.
+    w.put_slice(if version == Version::HTTP_10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    w.put_slice(status.as_str().as_bytes());
+    w.put_u8(b' ');
+    w.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    w.put_slice(b"\r\n");
+    for (name, value) in h {
+        w.put_slice(name.as_str().as_bytes());
+        w.put_slice(b": ");
+        w.put_slice(value.as_bytes());
+        w.put_slice(b"\r\n");
+    }
+    if let Some((name, value)) = framing {
+        w.put_slice(name);
+        w.put_slice(b": ");
+        w.put_slice(value.as_bytes());
+        w.put_slice(b"\r\n");
+    }
+    w.put_slice(b"\r\n");
+}
+
+fn connection_has(h: &HeaderMap, token: &str) -> bool {
+    h.get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The `date` header, formatted once a second per thread.
+fn date() -> HeaderValue {
+    thread_local! {
+        static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != now {
+            let s = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+            if let Ok(v) = HeaderValue::from_str(&s) {
+                *d = (now, v);
+            }
+        }
+        d.1.clone()
+    })
+}
+
+/// Joins the upgraded downstream connection with the upstream's (WebSocket) until either closes.
+async fn tunnel<IO: AsyncRead + AsyncWrite + Unpin>(c: &mut Conn<IO>, up: hyper::upgrade::Upgraded) {
+    let mut up = TokioIo::new(up);
+    if !c.rbuf.is_empty() {
+        let early = std::mem::take(&mut c.rbuf);
+        if up.write_all(&early).await.is_err() {
+            return;
+        }
+    }
+    let _ = tokio::io::copy_bidirectional(&mut c.io, &mut up).await;
+}
