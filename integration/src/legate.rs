@@ -102,8 +102,16 @@ pub struct Legate {
     pub config: PathBuf,
 }
 
+/// The `--concurrency` every test Legate runs with: 2, or `LEGATE_TEST_CONCURRENCY` (the test
+/// command's second pass sets 1, which runs the single-threaded runtime).
+pub fn test_concurrency() -> u64 {
+    std::env::var("LEGATE_TEST_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+}
+
 impl Legate {
-    /// Serves `yaml` with `--concurrency 2` and waits until `/ready` says LIVE.
+    /// Serves `yaml` with `--concurrency 2` (or `LEGATE_TEST_CONCURRENCY`, which the test command
+    /// sets to 1 for a second pass over the single-threaded runtime) and waits until `/ready`
+    /// says LIVE.
     pub fn start(yaml: &str) -> Legate {
         Legate::start_with(yaml, &[])
     }
@@ -125,7 +133,8 @@ impl Legate {
             .arg(&config)
             .arg("--admin-address-path")
             .arg(&admin_file)
-            .args(["--concurrency", "2"])
+            .arg("--concurrency")
+            .arg(test_concurrency().to_string())
             .args(extra)
             .current_dir(dir.path());
         let proc = Proc::spawn("legate", cmd, &dir);

@@ -551,7 +551,7 @@ where
                 return Poll::Ready(PumpEnd::MaxDuration);
             }
         }
-        if active {
+        if active && this.idle.is_some() {
             this.last_activity = Instant::now();
         }
         if let Some((timeout, sleep)) = &mut this.idle {

@@ -305,7 +305,9 @@ where
         buffered: &proxy.downstream_cx_tx_bytes_buffered,
     };
     let mut pump = Pump::new(down, up, d2u, u2d, observers, limits);
-    let end = (&mut pump).await;
+    // The pump keeps its own budget (`BATCHES_PER_POLL`, then it yields), so tokio's
+    // cooperative budget, a thread-local read and write on every socket poll, is not needed.
+    let end = tokio::task::unconstrained(&mut pump).await;
     (end, pump.downstream_rx(), pump.upstream_rx(), pump.upstream_ended(), pump.close_origin(end))
 }
 
