@@ -6,7 +6,7 @@
 //! the request can no longer be retried (Envoy answers 507 if a retry is then needed).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -65,11 +65,19 @@ pub struct DownstreamBody {
     filters: SharedFilters,
     /// `%BYTES_RECEIVED%`, kept only when an access log needs it.
     received: Option<Arc<AtomicU64>>,
+    /// Set once the whole body has been read (the router's `request_timeout` stops then); kept
+    /// only when that timeout is configured.
+    done: Option<Arc<AtomicBool>>,
 }
 
 impl DownstreamBody {
-    pub fn new(body: RequestBody, filters: SharedFilters, received: Option<Arc<AtomicU64>>) -> DownstreamBody {
-        DownstreamBody { body, filters, received }
+    pub fn new(
+        body: RequestBody,
+        filters: SharedFilters,
+        received: Option<Arc<AtomicU64>>,
+        done: Option<Arc<AtomicBool>>,
+    ) -> DownstreamBody {
+        DownstreamBody { body, filters, received, done }
     }
 }
 
@@ -86,6 +94,16 @@ impl Body for DownstreamBody {
                 if let Some(r) = &this.received {
                     r.fetch_add(d.len() as u64, Ordering::Relaxed);
                 }
+            }
+        }
+        if let Some(done) = &this.done {
+            let ended = match &polled {
+                Poll::Ready(None) => true,
+                Poll::Ready(Some(Ok(f))) => f.is_trailers() || this.body.is_end_stream(),
+                _ => false,
+            };
+            if ended {
+                done.store(true, Ordering::Relaxed);
             }
         }
         polled

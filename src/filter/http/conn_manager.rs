@@ -63,6 +63,7 @@ pub struct HttpConnectionManager {
     pub suppress_envoy_headers: bool,
     pub stream_idle_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
+    pub request_headers_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub max_connection_duration: Option<Duration>,
     pub max_requests_per_connection: Option<u32>,
@@ -146,6 +147,7 @@ impl HttpConnectionManager {
             suppress_envoy_headers,
             stream_idle_timeout: cfg.stream_idle_timeout,
             request_timeout: cfg.request_timeout,
+            request_headers_timeout: cfg.request_headers_timeout,
             idle_timeout: cfg.common.idle_timeout,
             max_connection_duration: cfg.common.max_connection_duration,
             max_requests_per_connection: cfg.common.max_requests_per_connection,
@@ -305,6 +307,30 @@ impl HttpConnectionManager {
         code: u16,
         details: &'static str,
     ) -> Response<RespBody> {
+        let reason = status(code).canonical_reason().unwrap_or("");
+        self.local_reply_with_flags(conn, code, reason, ResponseFlags::DPE, details)
+    }
+
+    /// A local reply on an HTTP/1.x connection before a request head was complete (header
+    /// timeout): counted as a request, no response flag, then the connection closes.
+    pub(crate) fn local_reply_before_head(
+        self: &Arc<Self>,
+        conn: &Arc<ConnInfo>,
+        code: u16,
+        body: &'static str,
+        details: &'static str,
+    ) -> Response<RespBody> {
+        self.local_reply_with_flags(conn, code, body, ResponseFlags::default(), details)
+    }
+
+    fn local_reply_with_flags(
+        self: &Arc<Self>,
+        conn: &Arc<ConnInfo>,
+        code: u16,
+        body: &'static str,
+        flags: ResponseFlags,
+        details: &'static str,
+    ) -> Response<RespBody> {
         let s = &self.stats;
         conn.requests.fetch_add(1, Ordering::Relaxed);
         s.downstream_rq_total.inc();
@@ -314,8 +340,7 @@ impl HttpConnectionManager {
         let (parts, ()) = Request::new(()).into_parts();
         let mut tail = StreamTail::new(self.clone(), conn.clone(), Instant::now(), SystemTime::now(), &parts);
         tail.close_connection = true;
-        let reason = status(code).canonical_reason().unwrap_or("");
-        tail.local_reply(LocalReply::new(code, reason, ResponseFlags::DPE, details), None)
+        tail.local_reply(LocalReply::new(code, body, flags, details), None)
     }
 
     /// One request, start to response headers; the rest happens in the response body.

@@ -3,6 +3,7 @@
 //! upgrades and local replies for upstream failures.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ enum Failure {
     PerTryTimeout,
     /// `stream_idle_timeout` (or the route's `idle_timeout`) passed with no response.
     StreamIdle,
+    /// The connection manager's `request_timeout` passed before the downstream finished
+    /// sending the request (and before any response).
+    RequestTimeout,
 }
 
 /// Sends the request upstream; returns the response to send downstream.
@@ -148,7 +152,18 @@ pub async fn forward(
     if !hcm.access_logs.is_empty() {
         tail.received = Some(Arc::default());
     }
-    let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone());
+    // `request_timeout` runs from the stream's start until the request body has been read
+    // (Envoy: "until the last byte of the request is sent upstream"); it never applies to a
+    // request that came without a body.
+    let body_done = match hcm.request_timeout {
+        Some(_) if !body.is_end_stream() => Some(Arc::new(AtomicBool::new(false))),
+        _ => None,
+    };
+    let request_deadline = hcm
+        .request_timeout
+        .zip(body_done.clone())
+        .map(|(t, done)| (tokio::time::Instant::from_std(tail.started) + t, done));
+    let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone(), body_done);
     let ended = body.is_end_stream();
     let replayable = !upgrade && (retries.max > 0 || !fwd.mirrors.is_empty());
     let (tee, mut first_body) =
@@ -224,14 +239,7 @@ pub async fn forward(
         };
         let limit = if idle_first { idle } else { limit };
         let send = cluster.http.send(&cluster, &host, req, h2, upgrade);
-        let outcome = match limit {
-            Some(l) => match tokio::time::timeout_at(l, send).await {
-                Ok(r) => r.map_err(Failure::Send),
-                Err(_) if idle_first => Err(Failure::StreamIdle),
-                Err(_) => Err(Failure::PerTryTimeout),
-            },
-            None => send.await.map_err(Failure::Send),
-        };
+        let outcome = wait_for_response(send, limit, idle_first, request_deadline.as_ref()).await;
         let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if max_duration_at.is_some_and(|d| tokio::time::Instant::now() >= d) && !global_expired {
             return max_duration_reply(hcm, tail, vh, route);
@@ -317,7 +325,7 @@ pub async fn forward(
                     return tail.local_reply(reply, Some((vh, route)));
                 }
                 let retriable = match &failure {
-                    Failure::StreamIdle => false,
+                    Failure::StreamIdle | Failure::RequestTimeout => false,
                     Failure::PerTryTimeout => {
                         per_try
                             && (retries.on.contains(RetryOn::FIVE_XX)
@@ -345,9 +353,46 @@ pub async fn forward(
     }
 }
 
+/// Waits for the upstream's response headers within `limit` (the route, per-try or stream idle
+/// deadline, `idle_first` telling which) and, while the downstream is still sending the body,
+/// the connection manager's `request_timeout`.
+async fn wait_for_response<F, T>(
+    send: F,
+    limit: Option<tokio::time::Instant>,
+    idle_first: bool,
+    mut request: Option<&(tokio::time::Instant, Arc<AtomicBool>)>,
+) -> Result<T, Failure>
+where
+    F: std::future::Future<Output = Result<T, SendError>>,
+{
+    let mut send = std::pin::pin!(send);
+    loop {
+        let request_at = request.filter(|(_, done)| !done.load(Ordering::Relaxed)).map(|(at, _)| *at);
+        let wake = match (limit, request_at) {
+            (Some(l), Some(r)) => Some(l.min(r)),
+            (l, r) => l.or(r),
+        };
+        let Some(wake) = wake else {
+            return send.await.map_err(Failure::Send);
+        };
+        match tokio::time::timeout_at(wake, send.as_mut()).await {
+            Ok(r) => return r.map_err(Failure::Send),
+            Err(_) if request_at == Some(wake) && limit.is_none_or(|l| wake < l) => {
+                if request.is_some_and(|(_, done)| !done.load(Ordering::Relaxed)) {
+                    return Err(Failure::RequestTimeout);
+                }
+                // The body finished just in time: only the other deadlines are left.
+                request = None;
+            }
+            Err(_) if idle_first => return Err(Failure::StreamIdle),
+            Err(_) => return Err(Failure::PerTryTimeout),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn failure_reply(
-    _hcm: &Arc<HttpConnectionManager>,
+    hcm: &Arc<HttpConnectionManager>,
     cluster: &Arc<Cluster>,
     failure: Failure,
     global_expired: bool,
@@ -357,6 +402,12 @@ fn failure_reply(
     vh: &VirtualHost,
     route: &Route,
 ) -> Response<RespBody> {
+    if let Failure::RequestTimeout = failure {
+        // Envoy's `onRequestTimeout`: 408 while the request is still arriving.
+        hcm.stats.downstream_rq_timeout.inc();
+        let reply = LocalReply::new(408, "request timeout", ResponseFlags::default(), "request_overall_timeout");
+        return tail.local_reply(reply, Some((vh, route)));
+    }
     // A send error after the deadline is reported as the timeout, as Envoy does.
     let e = match failure {
         Failure::Send(e) if !global_expired => e,

@@ -152,6 +152,22 @@ where
         let head = match read_head(hcm, info, &mut c, &limits, max_end).await {
             Ok(Some(h)) => h,
             Ok(None) => break End::Done,
+            Err(e) if e == parse::HEADER_TIMEOUT || e == parse::REQUEST_TIMEOUT => {
+                // Envoy's `onRequestHeaderTimeout` / `onRequestTimeout` while the head is still
+                // arriving: 408, then close.
+                hcm.stats.downstream_rq_response_before_rq_complete.inc();
+                hcm.stats.downstream_rq_rx_reset.inc();
+                let body = if e == parse::HEADER_TIMEOUT {
+                    hcm.stats.downstream_rq_header_timeout.inc();
+                    "request header timeout"
+                } else {
+                    hcm.stats.downstream_rq_timeout.inc();
+                    "request timeout"
+                };
+                let reply = hcm.local_reply_before_head(info, 408, body, e.details);
+                let _ = write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None).await;
+                break End::Done;
+            }
             Err(e) => {
                 let reply = hcm.codec_error_reply(info, e.status, e.details);
                 let _ = write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None).await;
@@ -201,9 +217,15 @@ where
                 hcm.stats.downstream_cx_max_duration_reached.inc();
             }
         }
+        // A response before the whole request arrived: Envoy counts it and closes the HTTP/1
+        // connection after it (`connection: close`) rather than wait for the rest.
+        let early = slot.as_ref().is_some_and(|s| !s.is_ended());
+        if early {
+            hcm.stats.downstream_rq_response_before_rq_complete.inc();
+        }
         // 3. The response, still feeding the request body.
         let feed = slot.as_ref().map(|s| (s, &mut dec));
-        let outcome = write_response(&mut c, resp, &method, version, !keep_alive || closing, feed).await;
+        let outcome = write_response(&mut c, resp, &method, version, !keep_alive || closing || early, feed).await;
         let keep = match outcome {
             Ok(Written::KeepAlive) => true,
             Ok(Written::Close) | Err(_) => false,
@@ -222,6 +244,10 @@ where
         if let Some(s) = &slot {
             if !s.is_ended() {
                 s.fail("response already sent");
+                if early {
+                    // Closed with the request unfinished: Envoy resets that stream.
+                    hcm.stats.downstream_rq_rx_reset.inc();
+                }
                 body_ok = keep && drain(&mut c, &mut dec).await;
             }
         }
@@ -247,6 +273,14 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
     limits: &Limits,
     max_end: Option<tokio::time::Instant>,
 ) -> Result<Option<parse::Head>, CodecError> {
+    // `request_headers_timeout` (and `request_timeout`, whichever is shorter): from the first
+    // byte of a request head until the head is complete, as Envoy's stream timers.
+    let head_timeout = match (hcm.request_headers_timeout, hcm.request_timeout) {
+        (Some(h), Some(r)) if r < h => Some((r, parse::REQUEST_TIMEOUT)),
+        (Some(h), _) => Some((h, parse::HEADER_TIMEOUT)),
+        (None, r) => r.map(|r| (r, parse::REQUEST_TIMEOUT)),
+    };
+    let mut head_deadline = None;
     loop {
         if !c.rbuf.is_empty() {
             if let Some(h) = parse::parse(&mut c.rbuf, limits)? {
@@ -272,7 +306,18 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         let between_requests = c.rbuf.is_empty();
         if between_requests {
             c.rbuf = BytesMut::new();
+        } else if head_deadline.is_none() {
+            head_deadline = head_timeout.map(|(d, e)| (tokio::time::Instant::now() + d, e));
         }
+        let head_sleep = async {
+            match head_deadline {
+                Some((d, e)) => {
+                    tokio::time::sleep_until(d).await;
+                    e
+                }
+                None => std::future::pending().await,
+            }
+        };
         let idle = hcm.idle_timeout.filter(|_| between_requests);
         let idle_sleep = async {
             match idle {
@@ -300,6 +345,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
                 hcm.stats.downstream_cx_idle_timeout.inc();
                 return Ok(None);
             }
+            e = head_sleep => return Err(e),
             _ = max_sleep, if between_requests => {
                 hcm.stats.downstream_cx_max_duration_reached.inc();
                 return Ok(None);

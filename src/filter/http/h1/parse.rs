@@ -43,6 +43,10 @@ impl CodecError {
 }
 
 pub const BAD_REQUEST: CodecError = CodecError::new(400, "http1.codec_error");
+/// `request_headers_timeout` passed with a head still incomplete (not a protocol error).
+pub const HEADER_TIMEOUT: CodecError = CodecError::new(408, "request_header_timeout");
+/// `request_timeout` passed (shorter than `request_headers_timeout`) with a head still incomplete.
+pub const REQUEST_TIMEOUT: CodecError = CodecError::new(408, "request_overall_timeout");
 const HEADERS_TOO_LARGE: CodecError = CodecError::new(431, "http1.headers_too_large");
 const TOO_MANY_HEADERS: CodecError = CodecError::new(431, "http1.too_many_headers");
 const UPGRADE_REQUIRED: CodecError = CodecError::new(426, "http1.codec_error");
