@@ -136,7 +136,9 @@ impl FilterChain {
         }
         let observers: Vec<Box<dyn Observer>> = self.observers.iter().map(|f| f.create(&cx)).collect();
         match (&self.terminal, downstream) {
-            (Terminal::TcpProxy(t), d) => t.clone().serve(d, cx, observers, starttls).await,
+            // Boxed too: every terminal's state lives in its own allocation, so the listener's
+            // connection task is only as large as the listener's own state.
+            (Terminal::TcpProxy(t), d) => Box::pin(t.clone().serve(d, cx, observers, starttls)).await,
             // Boxed: a future is as large as its largest variant, and redis_proxy's session state
             // is larger than tcp_proxy's; boxing keeps plain TCP connections small.
             (Terminal::RedisProxy(r), Downstream::Tcp(s)) => Box::pin(r.clone().serve(s, cx)).await,

@@ -186,7 +186,9 @@ impl HttpConnectionManager {
                     CodecType::Http2 => true,
                     CodecType::Auto => alpn_h2,
                 };
-                self.serve_io(*s, cx, h2, true).await
+                // The TLS stream stays boxed: inline, its state (rustls's) would size every
+                // plain connection's future too.
+                self.serve_io(s, cx, h2, true).await
             }
         }
     }
@@ -217,24 +219,9 @@ impl HttpConnectionManager {
             self.stats.downstream_cx_tx_bytes_total.clone(),
         );
         let protocol_error = if h2 {
-            let hcm = self.clone();
-            let c2 = conn.clone();
-            let svc = service_fn(move |req: Request<Incoming>| {
-                let hcm = hcm.clone();
-                let conn = c2.clone();
-                async move { Ok::<_, Infallible>(hcm.handle(conn, req.map(RequestBody::Hyper)).await) }
-            });
-            let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-            b.timer(TokioTimer::new())
-                .initial_stream_window_size(self.http2.initial_stream_window_size)
-                .initial_connection_window_size(self.http2.initial_connection_window_size)
-                .max_concurrent_streams(self.http2.max_concurrent_streams)
-                .max_header_list_size(self.max_request_headers_bytes as u32);
-            let fut = b.serve_connection(TokioIo::new(counted), svc);
-            match self.drive(fut, &conn).await {
-                Ok(()) => false,
-                Err(e) => e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || is_h2_protocol_error(&e),
-            }
+            // Boxed: hyper's HTTP/2 connection state (several KiB) would otherwise size every
+            // HTTP/1.x connection's future too.
+            Box::pin(self.serve_h2(&conn, counted)).await
         } else {
             super::h1::conn::serve(&self, &conn, counted).await == super::h1::conn::End::ProtocolError
         };
@@ -256,6 +243,31 @@ impl HttpConnectionManager {
             s.downstream_cx_http2_active.dec();
         } else {
             s.downstream_cx_http1_active.dec();
+        }
+    }
+
+    /// Serves HTTP/2 on `io` (hyper); `true` when the connection ended on a protocol error.
+    async fn serve_h2<IO>(self: &Arc<Self>, conn: &Arc<ConnInfo>, io: IO) -> bool
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let hcm = self.clone();
+        let c2 = conn.clone();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let hcm = hcm.clone();
+            let conn = c2.clone();
+            async move { Ok::<_, Infallible>(hcm.handle(conn, req.map(RequestBody::Hyper)).await) }
+        });
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .initial_stream_window_size(self.http2.initial_stream_window_size)
+            .initial_connection_window_size(self.http2.initial_connection_window_size)
+            .max_concurrent_streams(self.http2.max_concurrent_streams)
+            .max_header_list_size(self.max_request_headers_bytes as u32);
+        let fut = b.serve_connection(TokioIo::new(io), svc);
+        match self.drive(fut, conn).await {
+            Ok(()) => false,
+            Err(e) => e.is_parse() || e.is_parse_too_large() || e.is_parse_status() || is_h2_protocol_error(&e),
         }
     }
 

@@ -165,12 +165,12 @@ where
                     "request timeout"
                 };
                 let reply = hcm.local_reply_before_head(info, 408, body, e.details);
-                let _ = write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None).await;
+                let _ = Box::pin(write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None)).await;
                 break End::Done;
             }
             Err(e) => {
                 let reply = hcm.codec_error_reply(info, e.status, e.details);
-                let _ = write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None).await;
+                let _ = Box::pin(write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None)).await;
                 break End::ProtocolError;
             }
         };
@@ -225,7 +225,10 @@ where
         }
         // 3. The response, still feeding the request body.
         let feed = slot.as_ref().map(|s| (s, &mut dec));
-        let outcome = write_response(&mut c, resp, &method, version, !keep_alive || closing || early, feed).await;
+        // Boxed, as the other states a request passes through: the connection's future keeps
+        // only what an idle keep-alive connection needs (it waits in `read_head`).
+        let outcome =
+            Box::pin(write_response(&mut c, resp, &method, version, !keep_alive || closing || early, feed)).await;
         let keep = match outcome {
             Ok(Written::KeepAlive) => true,
             Ok(Written::Close) | Err(_) => false,
@@ -233,7 +236,7 @@ where
                 if let Ok(up) = on.await {
                     hcm.stats.downstream_cx_upgrades_total.inc();
                     hcm.stats.downstream_cx_upgrades_active.inc();
-                    tunnel(&mut c, up).await;
+                    Box::pin(tunnel(&mut c, up)).await;
                     hcm.stats.downstream_cx_upgrades_active.dec();
                 }
                 break End::Done;
@@ -248,7 +251,7 @@ where
                     // Closed with the request unfinished: Envoy resets that stream.
                     hcm.stats.downstream_rq_rx_reset.inc();
                 }
-                body_ok = keep && drain(&mut c, &mut dec).await;
+                body_ok = keep && Box::pin(drain(&mut c, &mut dec)).await;
             }
         }
         if !keep || !body_ok || c.eof {
