@@ -15,6 +15,6 @@ pub mod upstream;
 #[cfg(test)]
 mod tests;
 
-pub use client::{curl, h2load, nghttp, ws_echo, CurlResult, H2loadResult, NghttpResult};
+pub use client::{curl, h2load, nghttp, raw_exchange, read_to_close, ws_echo, CurlResult, H2loadResult, NghttpResult};
 pub use grpc::{grpc_call, GrpcKind, GrpcOpts, GrpcServer};
 pub use upstream::{HttpOpts, HttpUpstream, Protocols, Recorded};

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use legate_integration::admin::{self, Stats};
 use legate_integration::envoy::Envoy;
@@ -63,26 +63,7 @@ fn sides(cfg: &str) -> (Legate, Envoy, Side, Side) {
     (legate, envoy, l, e)
 }
 
-/// Writes `bytes` on a new connection and reads until the peer closes (bounded).
-fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
-    let _ = s.write_all(bytes);
-    read_to_close(&mut s)
-}
-
-fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
-}
+use legate_integration::http::{raw_exchange as exchange, read_to_close};
 
 /// One parsed response: status line, headers (lower-case names, in order), decoded body.
 #[derive(Debug, Clone, PartialEq)]

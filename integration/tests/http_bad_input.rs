@@ -164,22 +164,7 @@ fn sides(cfg: &str) -> (Legate, Envoy, Side, Side) {
     (legate, envoy, l, e)
 }
 
-/// Writes `bytes` on a new connection and reads until the peer closes (bounded).
-fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(10) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
-}
+use legate_integration::http::raw_exchange as exchange;
 
 /// Status line and body of a raw HTTP/1.1 response (headers other than the length dropped:
 /// `date` and `server` differ by nature).

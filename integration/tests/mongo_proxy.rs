@@ -37,31 +37,7 @@ fn pymongo_crud_through_mongo_proxy_counts_every_command_exactly() {
     );
     let s = legate.stats();
     let v = |n: &str| s.value(&format!("mongo.nx.{n}"));
-    // Requests per command on the application connection.
-    assert_eq!(v("cmd.insert.total"), 3, "insert_one, insert_many, the duplicate");
-    assert_eq!(v("cmd.find.total"), 4);
-    assert_eq!(v("cmd.getMore.total"), 2, "6 documents in batches of 2");
-    assert_eq!(v("cmd.update.total"), 1);
-    assert_eq!(v("cmd.delete.total"), 1);
-    assert_eq!(v("cmd.aggregate.total"), 3, "two aggregates and count_documents");
-    // Server-side errors and write errors, per command.
-    assert_eq!(v("cmd.aggregate.error"), 1);
-    assert_eq!(v("cmd.insert.write_error"), 1);
-    assert_eq!(v("cmd.insert.error"), 0);
-    assert_eq!(v("op_msg_reply_error"), 1);
-    // Collection query stats: 4 finds + 3 aggregates on `items`.
-    assert_eq!(v("collection.items.query.total"), 7);
-    assert_eq!(v("collection.items.query.multi_get"), 1, "the _id $in find");
-    assert_eq!(v("collection.items.query.scatter_get"), 4, "by name, the cursor, 2 aggregates (count is by _id)");
-    // Documents written, from the replies' `n`.
-    assert_eq!(v("collection.items.docs_inserted"), 7, "1 + 6 + the duplicate's 0");
-    assert_eq!(v("collection.items.docs_updated"), 2);
-    assert_eq!(v("collection.items.docs_deleted"), 1);
-    assert_eq!(v("op_msg_more_to_come"), 0);
-    // Every request got its reply: nothing pending, nothing unreadable.
-    assert_eq!(v("decoding_error"), 0);
-    assert_eq!(v("op_msg"), v("op_msg_reply"), "every request was answered");
-    assert_eq!(v("op_query"), 0, "pymongo 4 speaks OP_MSG only");
+    legate_integration::mongo::assert_crud_workload_stats(v);
     // The access log has one JSON object per message, in Envoy's envelope.
     let text = std::fs::read_to_string(&log_path).expect("mongo access log");
     let lines: Vec<serde_json::Value> =

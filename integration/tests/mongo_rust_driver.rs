@@ -108,29 +108,7 @@ fn rust_driver_crud_through_mongo_proxy_counts_every_command_exactly() {
     );
     let s = legate.stats();
     let v = |n: &str| s.value(&format!("mongo.rs.{n}"));
-    assert_eq!(v("cmd.insert.total"), 3, "insert_one, insert_many, the duplicate");
-    assert_eq!(v("cmd.find.total"), 4, "by _id, by _id $in, by name, the cursor");
-    assert_eq!(v("cmd.getMore.total"), 2, "6 documents in batches of 2");
-    assert_eq!(v("cmd.update.total"), 1);
-    assert_eq!(v("cmd.delete.total"), 1);
-    assert_eq!(v("cmd.aggregate.total"), 3, "two aggregates and count_documents");
-    // The server-side error and the write error, per command.
-    assert_eq!(v("cmd.aggregate.error"), 1);
-    assert_eq!(v("cmd.insert.write_error"), 1);
-    assert_eq!(v("cmd.insert.error"), 0, "write errors come with ok: 1");
-    assert_eq!(v("op_msg_reply_error"), 1);
-    // Collection query stats: 4 finds + 3 aggregates on `items`.
-    assert_eq!(v("collection.items.query.total"), 7);
-    assert_eq!(v("collection.items.query.multi_get"), 1, "the _id $in find");
-    assert_eq!(v("collection.items.query.scatter_get"), 4, "by name, the cursor, 2 aggregates (count is by _id)");
-    // Documents written, from the replies' `n` (insert_many's 6 go in one kind 1 sequence).
-    assert_eq!(v("collection.items.docs_inserted"), 7, "1 + 6 + the duplicate's 0");
-    assert_eq!(v("collection.items.docs_updated"), 2);
-    assert_eq!(v("collection.items.docs_deleted"), 1);
-    assert_eq!(v("op_msg_more_to_come"), 0);
-    assert_eq!(v("decoding_error"), 0);
-    assert_eq!(v("op_msg"), v("op_msg_reply"), "every request was answered");
-    assert_eq!(v("op_query"), 0, "the Rust driver speaks OP_MSG only");
+    legate_integration::mongo::assert_crud_workload_stats(v);
     assert_eq!(v("cx_destroy_remote_with_active_rq") + v("cx_destroy_local_with_active_rq"), 0);
     // Shutting down ends the server sessions the workload used (one `endSessions`); the driver
     // does not wait for its reply, so only the request is certain.

@@ -19,6 +19,10 @@ impl<IO> CountedIo<IO> {
     pub fn new(io: IO, rx: Counter, tx: Counter) -> CountedIo<IO> {
         CountedIo { io, rx, tx }
     }
+
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for CountedIo<IO> {

@@ -315,6 +315,7 @@ impl Cluster {
                     opened: Instant::now(),
                     closed_by_remote: false,
                     as_request,
+                    busy: false,
                 })
             }
             Err(ConnectError::Timeout) => {
@@ -364,6 +365,9 @@ pub struct UpstreamConn {
     closed_by_remote: bool,
     /// A TCP-proxy connection is also one upstream request (Envoy's TCP pool counting).
     as_request: bool,
+    /// An HTTP/1.1 request is on it (sent or being sent, its response not complete): closing
+    /// it now counts `upstream_cx_destroy_*_with_active_rq`.
+    busy: bool,
 }
 
 impl UpstreamConn {
@@ -415,6 +419,11 @@ impl UpstreamConn {
         self.tls_stream().and_then(TlsClient::negotiated_alpn)
     }
 
+    /// Marks an HTTP/1.1 exchange as started (`true`) or complete (`false`).
+    pub fn set_busy(&mut self, busy: bool) {
+        self.busy = busy;
+    }
+
     /// Records that the upstream closed first (for `upstream_cx_destroy_remote`).
     pub fn mark_remote_close(&mut self) {
         self.closed_by_remote = true;
@@ -439,6 +448,8 @@ impl Drop for UpstreamConn {
         if self.as_request {
             s.upstream_rq_active.dec();
             self.host.stats.rq_active.fetch_sub(1, Ordering::Relaxed);
+        }
+        if self.as_request || self.busy {
             // The connection's own request is active until the end, as Envoy counts it.
             s.upstream_cx_destroy_with_active_rq.inc();
             if self.closed_by_remote {

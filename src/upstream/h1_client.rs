@@ -179,6 +179,7 @@ async fn exchange(
     };
     let mut w = Writer { pending: head, body: Some(body), chunked, done: false, failed: false };
     let reused = conn.reused;
+    conn.io.get_mut().set_busy(true);
     let got = poll_fn(|cx| {
         let _ = w.poll(&mut conn.io, cx);
         loop {
@@ -371,6 +372,7 @@ impl H1Response {
         }
         self.ended = true;
         let Some(mut conn) = self.conn.take() else { return };
+        conn.io.get_mut().set_busy(false);
         // The request must be fully out (an early answer leaves it half written).
         if !self.writer.done {
             if let Some(w) = futures_noop_poll(&mut self.writer, &mut conn) {

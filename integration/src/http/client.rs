@@ -291,6 +291,31 @@ pub fn ws_echo(
     })
 }
 
+/// Writes `bytes` on a new connection to 127.0.0.1:`port` and reads until the peer closes
+/// (each read waits at most 5 s, the whole exchange at most 10 s).
+pub fn raw_exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+    let _ = s.write_all(bytes);
+    read_to_close(&mut s)
+}
+
+/// Reads from `s` until EOF, an error, or 10 s.
+pub fn read_to_close(s: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(10) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

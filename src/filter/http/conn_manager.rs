@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -87,6 +87,9 @@ pub struct ConnInfo {
     /// Requests in flight, for the idle timer.
     pub active: AtomicUsize,
     pub requests: AtomicU64,
+    /// The HTTP/1.x client closed while a request was waiting for its response: the stream
+    /// ends as a downstream reset (`DC`, `downstream_rq_rx_reset`).
+    pub client_gone: AtomicBool,
 }
 
 impl ConnInfo {
@@ -212,7 +215,14 @@ impl HttpConnectionManager {
             s.downstream_cx_http1_active.inc();
         }
         let started = Instant::now();
-        let conn = Arc::new(ConnInfo { cx, h2, tls, active: AtomicUsize::new(0), requests: AtomicU64::new(0) });
+        let conn = Arc::new(ConnInfo {
+            cx,
+            h2,
+            tls,
+            active: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            client_gone: AtomicBool::new(false),
+        });
         let counted = CountedIo::new(
             io,
             self.stats.downstream_cx_rx_bytes_total.clone(),
@@ -230,7 +240,7 @@ impl HttpConnectionManager {
         }
         s.downstream_cx_destroy_remote.inc();
         s.downstream_cx_destroy.inc();
-        if conn.active.load(Ordering::Relaxed) > 0 {
+        if conn.active.load(Ordering::Relaxed) > 0 || conn.client_gone.load(Ordering::Relaxed) {
             s.downstream_cx_destroy_active_rq.inc();
             s.downstream_cx_destroy_remote_active_rq.inc();
         }

@@ -407,6 +407,13 @@ impl Drop for StreamTail {
         if self.ended {
             s.downstream_rq_completed.inc();
             ls.downstream_rq_completed.inc();
+        } else if self.conn.client_gone.load(Ordering::Relaxed) && self.response_code.is_none() {
+            // The client went away before any response: Envoy's downstream reset.
+            s.downstream_rq_rx_reset.inc();
+            self.flags.set(ResponseFlags::DC);
+            if self.details.is_none() {
+                self.details = Some(Cow::Borrowed("downstream_remote_disconnect"));
+            }
         } else {
             s.downstream_rq_tx_reset.inc();
             if self.response_code.is_some() && !self.local {

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::thread::LocalKey;
@@ -129,6 +130,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
         }
     }
 
+    /// Reads what the client sends while its request runs (a pipelined next request stays in
+    /// the read buffer, up to `cap` bytes); `true` once the client has closed or failed.
+    fn watch_close(&mut self, cx: &mut Context<'_>, cap: usize) -> bool {
+        while !self.eof && self.rbuf.len() < cap {
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return true,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Pending => return false,
+            }
+        }
+        false
+    }
+
     async fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
         self.io.write_all(b).await
     }
@@ -205,9 +219,20 @@ where
             if let Some(s) = &slot {
                 c.feed(cx, s, &mut dec);
             }
-            fut.as_mut().poll(cx)
+            // With the whole request in, keep reading (within bounds) so a client that closes
+            // is noticed now, as Envoy does, not when the response is written.
+            if slot.as_ref().is_none_or(|s| s.is_ended()) && c.watch_close(cx, limits.max_head_bytes) {
+                return Poll::Ready(None);
+            }
+            fut.as_mut().poll(cx).map(Some)
         })
         .await;
+        let Some(resp) = resp else {
+            // Dropping the request ends the upstream attempt; the stream logs `DC`.
+            info.client_gone.store(true, Ordering::Relaxed);
+            drop(fut);
+            break End::Done;
+        };
         drop(fut);
         let closing = info.cx.drain.is_cancelled() || max_end.is_some_and(|m| tokio::time::Instant::now() >= m);
         if closing {
