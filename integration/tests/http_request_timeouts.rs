@@ -120,3 +120,50 @@ fn request_and_header_timeouts_answer_and_count_like_envoy() {
     assert_eq!(ls.get("http.web.downstream_rq_header_timeout"), Some(&1));
     assert_eq!(ls.get("http.web.downstream_rq_timeout"), Some(&1));
 }
+
+/// Sends `head`, then `body` one byte every `gap`, and reads the reply as [`exchange`] does.
+fn trickle(port: u16, head: &[u8], body: &[u8], gap: Duration) -> Exchange {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(head).expect("write head");
+    for b in body {
+        std::thread::sleep(gap);
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+    }
+    s.set_read_timeout(Some(Duration::from_secs(4))).expect("timeout");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    Exchange { reply: String::from_utf8_lossy(&got).into_owned(), closed_after: None }
+}
+
+#[test]
+fn the_stream_idle_timer_counts_request_body_activity_like_envoy() {
+    let up = HttpUpstream::named("up");
+    let hcm = format!("stream_idle_timeout: 0.5s\n{}", yaml::route_config(ROUTES));
+    let cfg = yaml::bootstrap(&[yaml::http_listener("web", &hcm, "")], &[yaml::static_cluster("up", &[up.addr()])]);
+    let envoy = Envoy::start(&cfg);
+    let legate = Legate::start(&cfg);
+    let ports = [envoy.listener_port("web"), legate.listener_port("web")];
+
+    // A body that keeps arriving (a byte every 0.2 s for 1.6 s) is activity: no idle timeout,
+    // the upstream's answer comes back.
+    let head = b"POST /up/delay/1800 HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\nConnection: close\r\n\r\n";
+    let [e, l] = ports.map(|p| trickle(p, head, b"abcdefgh", Duration::from_millis(200)));
+    let (ls, lb, _) = comparable(&l.reply);
+    let (es, eb, _) = comparable(&e.reply);
+    assert_eq!((ls.as_str(), lb.as_str()), (es.as_str(), eb.as_str()), "trickled body (left Legate, right Envoy)");
+    assert!(ls.starts_with("HTTP/1.1 200 "), "{}", l.reply);
+
+    // A body that stalls: 408 `stream timeout` after the idle timeout.
+    let stalled = b"POST /up/delay/3000 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc";
+    let [e, l] = ports.map(|p| exchange(p, stalled));
+    assert_eq!(comparable(&l.reply), comparable(&e.reply), "stalled body (left Legate, right Envoy)");
+    assert!(l.reply.starts_with("HTTP/1.1 408 "), "{}", l.reply);
+
+    std::thread::sleep(Duration::from_millis(200));
+    let es = hcm_stats(&envoy.stats());
+    let ls = hcm_stats(&legate.stats());
+    assert_eq!(ls, es, "connection manager stats (left Legate, right Envoy)");
+    assert_eq!(ls.get("http.web.downstream_rq_idle_timeout"), Some(&1));
+}

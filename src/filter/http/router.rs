@@ -3,7 +3,7 @@
 //! upgrades and local replies for upstream failures.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -149,7 +149,9 @@ pub async fn forward(
     hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
     strip_hop_by_hop(h, upgrade);
 
-    if !hcm.access_logs.is_empty() {
+    // Bytes read of the request body: for %BYTES_RECEIVED%, and so the stream idle timer sees
+    // a body that is still arriving (Envoy counts any activity on the stream).
+    if !hcm.access_logs.is_empty() || !body.is_end_stream() {
         tail.received = Some(Arc::default());
     }
     // `request_timeout` runs from the stream's start until the request body has been read
@@ -231,15 +233,14 @@ pub async fn forward(
             Some(d) => Some(d),
             None => hcm.stream_idle_timeout,
         };
-        let idle = idle_timeout.map(|d| tokio::time::Instant::now() + d);
-        let idle_first = match (idle, limit) {
-            (Some(i), Some(l)) => i < l,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        let limit = if idle_first { idle } else { limit };
         let send = cluster.http.send(&cluster, &host, req, h2, upgrade);
-        let outcome = wait_for_response(send, limit, idle_first, request_deadline.as_ref()).await;
+        let timers = Timers {
+            limit,
+            idle: idle_timeout,
+            request: request_deadline.as_ref(),
+            progress: tail.received.as_deref(),
+        };
+        let outcome = wait_for_response(send, timers).await;
         let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if max_duration_at.is_some_and(|d| tokio::time::Instant::now() >= d) && !global_expired {
             return max_duration_reply(hcm, tail, vh, route);
@@ -353,40 +354,55 @@ pub async fn forward(
     }
 }
 
-/// Waits for the upstream's response headers within `limit` (the route, per-try or stream idle
-/// deadline, `idle_first` telling which) and, while the downstream is still sending the body,
-/// the connection manager's `request_timeout`.
-async fn wait_for_response<F, T>(
-    send: F,
+/// The deadlines an attempt waits for its response headers under.
+struct Timers<'a> {
+    /// The route timeout, the per-try timeout or the stream's maximum duration, the earliest.
     limit: Option<tokio::time::Instant>,
-    idle_first: bool,
-    mut request: Option<&(tokio::time::Instant, Arc<AtomicBool>)>,
-) -> Result<T, Failure>
+    /// `stream_idle_timeout` (or the route's `idle_timeout`): re-armed while the request body
+    /// is still arriving, as Envoy re-arms it on any activity of the stream.
+    idle: Option<Duration>,
+    /// The connection manager's `request_timeout`, with the flag set once the body is in.
+    request: Option<&'a (tokio::time::Instant, Arc<AtomicBool>)>,
+    /// Request body bytes read so far.
+    progress: Option<&'a AtomicU64>,
+}
+
+/// Waits for the upstream's response headers under `t`'s deadlines.
+async fn wait_for_response<F, T>(send: F, t: Timers<'_>) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, SendError>>,
 {
     let mut send = std::pin::pin!(send);
+    let mut request = t.request;
+    let now = tokio::time::Instant::now();
+    let mut idle_at = t.idle.map(|d| now + d);
+    let mut seen = t.progress.map_or(0, |p| p.load(Ordering::Relaxed));
     loop {
         let request_at = request.filter(|(_, done)| !done.load(Ordering::Relaxed)).map(|(at, _)| *at);
-        let wake = match (limit, request_at) {
-            (Some(l), Some(r)) => Some(l.min(r)),
-            (l, r) => l.or(r),
-        };
-        let Some(wake) = wake else {
+        let Some(wake) = [t.limit, idle_at, request_at].into_iter().flatten().min() else {
             return send.await.map_err(Failure::Send);
         };
-        match tokio::time::timeout_at(wake, send.as_mut()).await {
-            Ok(r) => return r.map_err(Failure::Send),
-            Err(_) if request_at == Some(wake) && limit.is_none_or(|l| wake < l) => {
-                if request.is_some_and(|(_, done)| !done.load(Ordering::Relaxed)) {
-                    return Err(Failure::RequestTimeout);
-                }
-                // The body finished just in time: only the other deadlines are left.
-                request = None;
-            }
-            Err(_) if idle_first => return Err(Failure::StreamIdle),
-            Err(_) => return Err(Failure::PerTryTimeout),
+        if let Ok(r) = tokio::time::timeout_at(wake, send.as_mut()).await {
+            return r.map_err(Failure::Send);
         }
+        if t.limit == Some(wake) {
+            return Err(Failure::PerTryTimeout);
+        }
+        if request_at == Some(wake) {
+            if request.is_some_and(|(_, done)| !done.load(Ordering::Relaxed)) {
+                return Err(Failure::RequestTimeout);
+            }
+            // The body finished just in time: only the other deadlines are left.
+            request = None;
+            continue;
+        }
+        // The idle timer: body bytes since it was armed count as activity.
+        let now_seen = t.progress.map_or(0, |p| p.load(Ordering::Relaxed));
+        if now_seen == seen {
+            return Err(Failure::StreamIdle);
+        }
+        seen = now_seen;
+        idle_at = t.idle.map(|d| tokio::time::Instant::now() + d);
     }
 }
 
