@@ -58,26 +58,26 @@ impl Body for RequestBody {
     }
 }
 
+/// How far the downstream has sent the request body: bytes read (`%BYTES_RECEIVED%`, and
+/// activity for the stream idle timer) and whether it is complete (`request_timeout` stops then).
+#[derive(Default)]
+pub struct BodyProgress {
+    pub bytes: AtomicU64,
+    pub done: AtomicBool,
+}
+
 /// The request body as read from the downstream: every data frame is shown to the stream's
 /// HTTP filters (`on_request_data`) once, however many attempts replay it.
 pub struct DownstreamBody {
     body: RequestBody,
     filters: SharedFilters,
-    /// `%BYTES_RECEIVED%`, kept only when an access log needs it.
-    received: Option<Arc<AtomicU64>>,
-    /// Set once the whole body has been read (the router's `request_timeout` stops then); kept
-    /// only when that timeout is configured.
-    done: Option<Arc<AtomicBool>>,
+    /// Kept when an access log or a timer needs it.
+    progress: Option<Arc<BodyProgress>>,
 }
 
 impl DownstreamBody {
-    pub fn new(
-        body: RequestBody,
-        filters: SharedFilters,
-        received: Option<Arc<AtomicU64>>,
-        done: Option<Arc<AtomicBool>>,
-    ) -> DownstreamBody {
-        DownstreamBody { body, filters, received, done }
+    pub fn new(body: RequestBody, filters: SharedFilters, progress: Option<Arc<BodyProgress>>) -> DownstreamBody {
+        DownstreamBody { body, filters, progress }
     }
 }
 
@@ -91,19 +91,21 @@ impl Body for DownstreamBody {
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(d) = frame.data_ref() {
                 this.filters.for_each(|f| f.on_request_data(d));
-                if let Some(r) = &this.received {
-                    r.fetch_add(d.len() as u64, Ordering::Relaxed);
-                }
             }
         }
-        if let Some(done) = &this.done {
+        if let Some(p) = &this.progress {
             let ended = match &polled {
                 Poll::Ready(None) => true,
-                Poll::Ready(Some(Ok(f))) => f.is_trailers() || this.body.is_end_stream(),
+                Poll::Ready(Some(Ok(f))) => {
+                    if let Some(d) = f.data_ref() {
+                        p.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
+                    }
+                    f.is_trailers() || this.body.is_end_stream()
+                }
                 _ => false,
             };
             if ended {
-                done.store(true, Ordering::Relaxed);
+                p.done.store(true, Ordering::Relaxed);
             }
         }
         polled

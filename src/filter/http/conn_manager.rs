@@ -330,22 +330,12 @@ impl HttpConnectionManager {
         details: &'static str,
     ) -> Response<RespBody> {
         let reason = status(code).canonical_reason().unwrap_or("");
-        self.local_reply_with_flags(conn, code, reason, ResponseFlags::DPE, details)
+        self.reply_before_head(conn, code, reason, ResponseFlags::DPE, details)
     }
 
-    /// A local reply on an HTTP/1.x connection before a request head was complete (header
-    /// timeout): counted as a request, no response flag, then the connection closes.
-    pub(crate) fn local_reply_before_head(
-        self: &Arc<Self>,
-        conn: &Arc<ConnInfo>,
-        code: u16,
-        body: &'static str,
-        details: &'static str,
-    ) -> Response<RespBody> {
-        self.local_reply_with_flags(conn, code, body, ResponseFlags::default(), details)
-    }
-
-    fn local_reply_with_flags(
+    /// A local reply on an HTTP/1.x connection with no complete request head (a codec error, a
+    /// header timeout): counted as a request, then the connection closes.
+    pub(crate) fn reply_before_head(
         self: &Arc<Self>,
         conn: &Arc<ConnInfo>,
         code: u16,

@@ -250,8 +250,8 @@ pub struct StreamTail {
     pub upstream_time: Option<Duration>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
-    /// Request body bytes read from the downstream (when access logs need them).
-    pub received: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// How much of the request body the downstream sent (when an access log or a timer needs it).
+    pub received: Option<Arc<super::body::BodyProgress>>,
     pub filters: SharedFilters,
     /// The upstream request's `upstream_rq_active` share, held to the end of the response.
     pub active_rq: Option<crate::upstream::http_pool::ActiveRq>,
@@ -450,7 +450,7 @@ impl StreamTail {
         StreamInfo {
             start_time: self.start_time,
             duration: Some(elapsed),
-            bytes_received: self.received.as_ref().map_or(self.bytes_received, |r| r.load(Ordering::Relaxed)),
+            bytes_received: self.received.as_ref().map_or(self.bytes_received, |r| r.bytes.load(Ordering::Relaxed)),
             bytes_sent: self.bytes_sent,
             protocol: Some(self.protocol),
             response_code: self.response_code,

@@ -3,7 +3,7 @@
 //! upgrades and local replies for upstream failures.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use hyper::body::Body;
 
 use super::body::RequestBody;
 
-use super::body::{DownstreamBody, ReqBody, Tee};
+use super::body::{BodyProgress, DownstreamBody, ReqBody, Tee};
 use super::conn_manager::{ConnInfo, HttpConnectionManager};
 use super::local_reply::LocalReply;
 use super::response::{RespBody, StreamTail};
@@ -149,23 +149,16 @@ pub async fn forward(
     hcm.routes.finalize_request_headers(vh, route, weighted, h, &tail.header_vars());
     strip_hop_by_hop(h, upgrade);
 
-    // Bytes read of the request body: for %BYTES_RECEIVED%, and so the stream idle timer sees
-    // a body that is still arriving (Envoy counts any activity on the stream).
+    // The request body's progress: for %BYTES_RECEIVED%, for the stream idle timer (a body still
+    // arriving is activity, as Envoy counts it) and for `request_timeout`, which runs from the
+    // stream's start until the body has been read (Envoy: "until the last byte of the request is
+    // sent upstream") and so never applies to a request without a body.
     if !hcm.access_logs.is_empty() || !body.is_end_stream() {
         tail.received = Some(Arc::default());
     }
-    // `request_timeout` runs from the stream's start until the request body has been read
-    // (Envoy: "until the last byte of the request is sent upstream"); it never applies to a
-    // request that came without a body.
-    let body_done = match hcm.request_timeout {
-        Some(_) if !body.is_end_stream() => Some(Arc::new(AtomicBool::new(false))),
-        _ => None,
-    };
-    let request_deadline = hcm
-        .request_timeout
-        .zip(body_done.clone())
-        .map(|(t, done)| (tokio::time::Instant::from_std(tail.started) + t, done));
-    let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone(), body_done);
+    let request_deadline =
+        hcm.request_timeout.filter(|_| !body.is_end_stream()).map(|t| tokio::time::Instant::from_std(tail.started) + t);
+    let body = DownstreamBody::new(body, tail.filters.clone(), tail.received.clone());
     let ended = body.is_end_stream();
     let replayable = !upgrade && (retries.max > 0 || !fwd.mirrors.is_empty());
     let (tee, mut first_body) =
@@ -234,12 +227,8 @@ pub async fn forward(
             None => hcm.stream_idle_timeout,
         };
         let send = cluster.http.send(&cluster, &host, req, h2, upgrade);
-        let timers = Timers {
-            limit,
-            idle: idle_timeout,
-            request: request_deadline.as_ref(),
-            progress: tail.received.as_deref(),
-        };
+        let timers =
+            Timers { limit, idle: idle_timeout, request: request_deadline, progress: tail.received.as_deref() };
         let outcome = wait_for_response(send, timers).await;
         let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
         if max_duration_at.is_some_and(|d| tokio::time::Instant::now() >= d) && !global_expired {
@@ -361,10 +350,10 @@ struct Timers<'a> {
     /// `stream_idle_timeout` (or the route's `idle_timeout`): re-armed while the request body
     /// is still arriving, as Envoy re-arms it on any activity of the stream.
     idle: Option<Duration>,
-    /// The connection manager's `request_timeout`, with the flag set once the body is in.
-    request: Option<&'a (tokio::time::Instant, Arc<AtomicBool>)>,
-    /// Request body bytes read so far.
-    progress: Option<&'a AtomicU64>,
+    /// The connection manager's `request_timeout`, while the body is not complete.
+    request: Option<tokio::time::Instant>,
+    /// The request body's progress (present whenever the request has a body).
+    progress: Option<&'a BodyProgress>,
 }
 
 /// Waits for the upstream's response headers under `t`'s deadlines.
@@ -373,12 +362,12 @@ where
     F: std::future::Future<Output = Result<T, SendError>>,
 {
     let mut send = std::pin::pin!(send);
-    let mut request = t.request;
-    let now = tokio::time::Instant::now();
-    let mut idle_at = t.idle.map(|d| now + d);
-    let mut seen = t.progress.map_or(0, |p| p.load(Ordering::Relaxed));
+    let body_done = || t.progress.is_none_or(|p| p.done.load(Ordering::Relaxed));
+    let body_bytes = || t.progress.map_or(0, |p| p.bytes.load(Ordering::Relaxed));
+    let mut idle_at = t.idle.map(|d| tokio::time::Instant::now() + d);
+    let mut seen = body_bytes();
     loop {
-        let request_at = request.filter(|(_, done)| !done.load(Ordering::Relaxed)).map(|(at, _)| *at);
+        let request_at = t.request.filter(|_| !body_done());
         let Some(wake) = [t.limit, idle_at, request_at].into_iter().flatten().min() else {
             return send.await.map_err(Failure::Send);
         };
@@ -389,15 +378,14 @@ where
             return Err(Failure::PerTryTimeout);
         }
         if request_at == Some(wake) {
-            if request.is_some_and(|(_, done)| !done.load(Ordering::Relaxed)) {
+            if !body_done() {
                 return Err(Failure::RequestTimeout);
             }
-            // The body finished just in time: only the other deadlines are left.
-            request = None;
+            // The body finished just in time: `request_at` is off from now on.
             continue;
         }
         // The idle timer: body bytes since it was armed count as activity.
-        let now_seen = t.progress.map_or(0, |p| p.load(Ordering::Relaxed));
+        let now_seen = body_bytes();
         if now_seen == seen {
             return Err(Failure::StreamIdle);
         }

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use super::body::{Decoder, Slot, Want};
 use super::parse::{self, CodecError, Framing, Limits};
+use crate::access_log::ResponseFlags;
 use crate::filter::http::body::RequestBody;
 use crate::filter::http::conn_manager::{ConnInfo, HttpConnectionManager};
 use crate::filter::http::response::RespBody;
@@ -178,7 +179,7 @@ where
                     hcm.stats.downstream_rq_timeout.inc();
                     "request timeout"
                 };
-                let reply = hcm.local_reply_before_head(info, 408, body, e.details);
+                let reply = hcm.reply_before_head(info, 408, body, ResponseFlags::default(), e.details);
                 let _ = Box::pin(write_response(&mut c, reply, &Method::GET, Version::HTTP_11, true, None)).await;
                 break End::Done;
             }
