@@ -94,6 +94,17 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
 #[derive(Debug, Clone, Default)]
 pub struct Stats(pub BTreeMap<String, String>);
 
+/// The names whose values differ between two stat snapshots (a name missing on one side
+/// counts), one line each: `name: legate <v> envoy <v>`.
+pub fn differing(legate: &BTreeMap<String, String>, envoy: &BTreeMap<String, String>) -> Vec<String> {
+    let names: BTreeSet<&String> = legate.keys().chain(envoy.keys()).collect();
+    names
+        .into_iter()
+        .filter(|n| legate.get(*n) != envoy.get(*n))
+        .map(|n| format!("{n}: legate {:?} envoy {:?}", legate.get(n), envoy.get(n)))
+        .collect()
+}
+
 impl Stats {
     pub fn parse(text: &str) -> Stats {
         Stats(text.lines().filter_map(|l| l.split_once(": ")).map(|(k, v)| (k.to_string(), v.to_string())).collect())
@@ -113,6 +124,15 @@ impl Stats {
                 panic!("stat {name} does not exist; names under {stem}: {similar:?}")
             }
         }
+    }
+
+    /// `listener.<ip>_<port>.` of the process's only listener (Envoy names a port-0 listener
+    /// after its config, Legate after the bound port); `who` names the process in the panic.
+    pub fn only_listener_prefix(&self, who: &str) -> String {
+        let re = regex::Regex::new(r"^(listener\.[0-9.]+_\d+\.)downstream_cx_total$").expect("re");
+        let found: BTreeSet<String> = self.0.keys().filter_map(|k| re.captures(k).map(|c| c[1].to_string())).collect();
+        assert_eq!(found.len(), 1, "{who}: listener stat prefixes {found:?}");
+        found.into_iter().next().expect("one")
     }
 
     /// Every stat name that starts with `prefix`.

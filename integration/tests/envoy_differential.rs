@@ -31,11 +31,7 @@ impl Side {
     /// `listener.<ip>_<port>.` of the (only) proxy listener. Envoy names a port-0 listener
     /// after its config (`127.0.0.1_0`), Legate after the bound port.
     fn listener_prefix(&self) -> String {
-        let re = regex::Regex::new(r"^(listener\.[0-9.]+_\d+\.)downstream_cx_total$").expect("re");
-        let found: BTreeSet<String> =
-            self.stats().0.keys().filter_map(|k| re.captures(k).map(|c| c[1].to_string())).collect();
-        assert_eq!(found.len(), 1, "{}: listener stat prefixes {found:?}", self.name);
-        found.into_iter().next().expect("one")
+        self.stats().only_listener_prefix(self.name)
     }
 
     fn wait_eq(&self, name: &str, want: u64) {

@@ -5,7 +5,6 @@
 //! scripted TCP peer where the test needs the server to stay silent, close or reset at a
 //! chosen moment.
 
-use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -80,11 +79,7 @@ impl Side {
     /// `listener.<ip>_<port>.` of the proxy listener (Envoy names a port-0 listener after its
     /// config, Legate after the bound port).
     fn listener_prefix(&self) -> String {
-        let re = regex::Regex::new(r"^(listener\.[0-9.]+_\d+\.)downstream_cx_total$").expect("re");
-        let found: BTreeSet<String> =
-            self.stats().0.keys().filter_map(|k| re.captures(k).map(|c| c[1].to_string())).collect();
-        assert_eq!(found.len(), 1, "{}: listener stat prefixes {found:?}", self.name);
-        found.into_iter().next().expect("one")
+        self.stats().only_listener_prefix(self.name)
     }
 
     /// Waits until `n` connections were accepted and none is open any more (the filters have

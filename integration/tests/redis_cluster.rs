@@ -387,13 +387,7 @@ fn command_stat_diffs(e: &Stats, l: &Stats, prefix: &str) -> Vec<String> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
-    let (ec, lc) = (counters(e), counters(l));
-    let names: std::collections::BTreeSet<&String> = ec.keys().chain(lc.keys()).collect();
-    names
-        .into_iter()
-        .filter(|k| ec.get(*k) != lc.get(*k))
-        .map(|k| format!("{k}: envoy {:?} legate {:?}", ec.get(k), lc.get(k)))
-        .collect()
+    legate_integration::admin::differing(&counters(l), &counters(e))
 }
 
 fn redis_stats(s: &Stats) -> BTreeMap<String, String> {

@@ -153,12 +153,7 @@ fn run(port: u16, shards: &[RedisServer]) -> Vec<String> {
 
 /// The stats whose values differ between two snapshots, one line each.
 fn stat_diff(legate: &BTreeMap<String, String>, envoy: &BTreeMap<String, String>) -> String {
-    let names: std::collections::BTreeSet<&String> = legate.keys().chain(envoy.keys()).collect();
-    names
-        .into_iter()
-        .filter(|n| legate.get(*n) != envoy.get(*n))
-        .map(|n| format!("{n}: legate {:?} envoy {:?}\n", legate.get(n), envoy.get(n)))
-        .collect()
+    legate_integration::admin::differing(legate, envoy).join("\n")
 }
 
 fn redis_stats(s: &Stats) -> BTreeMap<String, String> {
