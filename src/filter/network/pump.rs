@@ -33,9 +33,12 @@ use tokio::time::Sleep;
 use crate::filter::{CloseOrigin, FilterAction, Observer};
 use crate::stats::{Counter, Gauge};
 
-/// Most bytes read in one batch before they are written on; also the most a direction buffers
-/// while its peer is slow.
-pub const SCRATCH_SIZE: usize = 256 * 1024;
+/// Most bytes read in one batch before they are written on (the per-connection buffer limit
+/// caps it further; 1 MiB is also Envoy's default limit). One buffer per worker thread, not per
+/// connection. Measured on 2 cores with iperf3 through tcp_proxy: 1 MiB moved 1.3× the bytes
+/// per CPU-second of 256 KiB, because what a read finds queued goes on in one send, and each
+/// send wakes the receiving process once (the wake-up is most of a loopback send's cost).
+pub const SCRATCH_SIZE: usize = 1024 * 1024;
 
 /// Batches handled in one poll before yielding to other tasks.
 const BATCHES_PER_POLL: usize = 16;
