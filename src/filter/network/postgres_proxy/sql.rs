@@ -21,8 +21,29 @@ use xxhash_rust::xxh64::Xxh64;
 /// Most shapes a worker thread remembers; the cache starts over when full.
 const MAX_SHAPES: usize = 4096;
 
+/// The keys are xxh64 hashes already: the map uses them as they are instead of hashing them
+/// again with SipHash.
+#[derive(Default, Clone, Copy)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ShapeMap = HashMap<u64, bool, std::hash::BuildHasherDefault<Prehashed>>;
+
 thread_local! {
-    static SHAPES: RefCell<HashMap<u64, bool>> = RefCell::new(HashMap::new());
+    static SHAPES: RefCell<ShapeMap> = RefCell::new(ShapeMap::default());
 }
 
 /// Whether `sql` (client bytes, usually UTF-8) parses as PostgreSQL SQL.
