@@ -161,13 +161,17 @@ impl HttpUpstream {
         h2: bool,
         upgrade: bool,
     ) -> Result<Sent, SendError> {
+        // Every future awaited here lives inside this one, and this one inside the router's
+        // per-request future, which is moved into a box per request: the rare, large ones
+        // (connecting, TLS and HTTP/2 handshakes, hyper's upgrade client) are boxed so that
+        // the common path (a pooled HTTP/1.1 or HTTP/2 connection) stays a few hundred bytes.
         let pool = self.pool(host);
         if h2 {
             return self.send_h2(cluster, host, &pool, req).await;
         }
         let mut req = Some(req);
         if upgrade {
-            return self.send_upgrade(cluster, host, req).await;
+            return Box::pin(self.send_upgrade(cluster, host, req)).await;
         }
         let idle_timeout = self.options.common.idle_timeout;
         let mut resend = None;
@@ -209,7 +213,7 @@ impl HttpUpstream {
                 Err((e, None)) => return Err(e),
             }
         }
-        let conn = connect_pending(cluster, host).await?;
+        let conn = Box::pin(connect_pending(cluster, host)).await?;
         let local = conn.stream().local_addr().ok();
         cluster.stats.upstream_cx_http1_total.inc();
         let conn = H1Conn::new(pooled(conn));
@@ -261,22 +265,7 @@ impl HttpUpstream {
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
                 _ => {
-                    let conn = connect_pending(cluster, host).await?;
-                    cluster.stats.upstream_cx_http2_total.inc();
-                    let o = &self.options.http2;
-                    let mut b = http2::Builder::new(TokioExecutor::new());
-                    b.timer(TokioTimer::new())
-                        .initial_stream_window_size(o.initial_stream_window_size)
-                        .initial_connection_window_size(o.initial_connection_window_size)
-                        .max_concurrent_streams(o.max_concurrent_streams);
-                    if let Some(t) = o.hpack_table_size {
-                        b.header_table_size(t);
-                    }
-                    let (sender, connection) =
-                        b.handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
+                    let sender = Box::pin(self.open_h2(cluster, host)).await?;
                     *slot = Some(sender.clone());
                     sender
                 }
@@ -286,6 +275,30 @@ impl HttpUpstream {
         let active = count_request(cluster, host);
         let response = sender.send_request(req).await.map_err(reset_error)?;
         Ok(Sent { response: response.map(UpstreamBody::Hyper), upstream_local: None, active })
+    }
+
+    /// A new HTTP/2 connection to `host`, its driver spawned.
+    async fn open_h2(
+        &self,
+        cluster: &Arc<Cluster>,
+        host: &Arc<Host>,
+    ) -> Result<http2::SendRequest<ReqBody>, SendError> {
+        let conn = connect_pending(cluster, host).await?;
+        cluster.stats.upstream_cx_http2_total.inc();
+        let o = &self.options.http2;
+        let mut b = http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .initial_stream_window_size(o.initial_stream_window_size)
+            .initial_connection_window_size(o.initial_connection_window_size)
+            .max_concurrent_streams(o.max_concurrent_streams);
+        if let Some(t) = o.hpack_table_size {
+            b.header_table_size(t);
+        }
+        let (sender, connection) = b.handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
     }
 }
 

@@ -64,9 +64,10 @@ impl RespBody {
         RespBody { inner: Inner::Upstream(body), tail: Some(tail), deadline: None, idle: None, timer: None }
     }
 
-    /// Resets the stream when the upstream body stalls for `idle` (Envoy's stream idle timer).
-    pub fn idle_timeout(mut self, idle: Option<Duration>) -> RespBody {
-        self.idle = idle.map(|d| (d, tokio::time::Instant::now()));
+    /// Resets the stream when the upstream body stalls for `idle` (Envoy's stream idle timer),
+    /// counted from `now`.
+    pub fn idle_timeout(mut self, idle: Option<Duration>, now: tokio::time::Instant) -> RespBody {
+        self.idle = idle.map(|d| (d, now));
         self
     }
 

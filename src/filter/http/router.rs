@@ -3,6 +3,7 @@
 //! upgrades and local replies for upstream failures.
 
 use std::borrow::Cow;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,28 +91,36 @@ pub async fn forward(
     // Timeouts: the route's, or the request's override. A route with `max_stream_duration`
     // uses Envoy's "new timeouts": no route timeout, and the stream's maximum duration (the
     // capped `grpc-timeout`, else `max_stream_duration`) counted from the request's start.
+    // Most requests carry no `x-envoy-*` header: one pass over the names spares the dozen
+    // lookups (each hashing a name) that reading and removing the overrides would cost.
+    let overrides = h.keys().any(|k| k.as_str().starts_with("x-envoy-"));
     let new_timeouts = fwd.uses_new_timeouts();
     let mut timeout = if new_timeouts { None } else { fwd.timeout };
-    if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS) {
+    if let Some(ms) = overrides.then(|| header_u64(h, &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS)).flatten() {
         timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
     let max_duration = if new_timeouts { stream_max_duration(fwd, h) } else { None };
     let max_duration_at = max_duration.map(|d| tokio::time::Instant::from_std(tail.started) + d);
-    let alt_response = h.contains_key(&X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE);
-    let mut retries = retries_for(fwd, vh, h);
-    if let Some(ms) = header_u64(h, &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS) {
+    let alt_response = overrides && h.contains_key(&X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE);
+    let mut retries = retries_for(fwd, vh, h, overrides);
+    if let Some(ms) = overrides.then(|| header_u64(h, &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS)).flatten() {
         retries.per_try_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    for n in [
-        &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS,
-        &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
-        &X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE,
-        &X_ENVOY_MAX_RETRIES,
-        &X_ENVOY_RETRY_ON,
-        &X_ENVOY_RETRY_GRPC_ON,
-        &X_ENVOY_RETRIABLE_STATUS_CODES,
-    ] {
-        h.remove(n);
+    let override_names: &[&HeaderName] = if !overrides {
+        &[]
+    } else {
+        &[
+            &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS,
+            &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
+            &X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE,
+            &X_ENVOY_MAX_RETRIES,
+            &X_ENVOY_RETRY_ON,
+            &X_ENVOY_RETRY_GRPC_ON,
+            &X_ENVOY_RETRIABLE_STATUS_CODES,
+        ]
+    };
+    for n in override_names {
+        h.remove(*n);
     }
     if !hcm.suppress_envoy_headers {
         let expected = match (retries.per_try_timeout, timeout) {
@@ -166,8 +175,10 @@ pub async fn forward(
 
     let hash = if cluster.uses_hash() { request_hash(fwd, &parts, path, conn) } else { None };
     let h2 = cluster.http.uses_h2(conn.h2) && !upgrade;
+    // One clock reading per event where several deadlines and durations start or end
+    // together (a clock read is tens of nanoseconds, about a dozen per request otherwise).
     let started = Instant::now();
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let deadline = timeout.map(|t| tokio::time::Instant::from_std(started) + t);
     let mut attempt: u32 = 0;
     let mut retried = false;
     loop {
@@ -217,8 +228,8 @@ pub async fn forward(
                 return tail.local_reply(reply, Some((vh, route)));
             }
         };
-        let attempt_started = Instant::now();
-        let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::now() + p);
+        let attempt_started = if attempt == 1 { started } else { Instant::now() };
+        let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::from_std(attempt_started) + p);
         let limit = [deadline, try_deadline, max_duration_at].into_iter().flatten().min();
         // The stream idle timer: with no response it fires like Envoy's (504/408 `stream timeout`).
         let idle_timeout = match fwd.idle_timeout {
@@ -226,12 +237,21 @@ pub async fn forward(
             Some(d) => Some(d),
             None => hcm.stream_idle_timeout,
         };
-        let send = cluster.http.send(&cluster, &host, req, h2, upgrade);
-        let timers =
-            Timers { limit, idle: idle_timeout, request: request_deadline, progress: tail.received.as_deref() };
+        // Boxed: the send future is a few KB, and moving it into `wait_for_response`'s
+        // future and that into ours would copy it twice per request.
+        let send = Box::pin(cluster.http.send(&cluster, &host, req, h2, upgrade));
+        let timers = Timers {
+            start: attempt_started,
+            limit,
+            idle: idle_timeout,
+            request: request_deadline,
+            progress: tail.received.as_deref(),
+        };
         let outcome = wait_for_response(send, timers).await;
-        let global_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        if max_duration_at.is_some_and(|d| tokio::time::Instant::now() >= d) && !global_expired {
+        let answered = Instant::now();
+        let answered_t = tokio::time::Instant::from_std(answered);
+        let global_expired = deadline.is_some_and(|d| answered_t >= d);
+        if max_duration_at.is_some_and(|d| answered_t >= d) && !global_expired {
             return max_duration_reply(hcm, tail, vh, route);
         }
         match outcome {
@@ -259,7 +279,7 @@ pub async fn forward(
                     cluster.stats.upstream_rq_retry_success.inc();
                 }
                 cluster.http_stats.charge(&cluster, code);
-                let service_time = attempt_started.elapsed();
+                let service_time = answered.saturating_duration_since(attempt_started);
                 tail.upstream_time = Some(service_time);
                 tail.upstream_local = sent.upstream_local;
                 tail.active_rq = Some(sent.active);
@@ -279,7 +299,10 @@ pub async fn forward(
                     rp.headers.remove(header::CONTENT_LENGTH);
                     tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
                     tail.run_response_filters(&mut rp);
-                    cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
+                    cluster
+                        .http_stats
+                        .upstream_rq_time
+                        .record(answered.saturating_duration_since(started).as_millis() as u64);
                     return Response::from_parts(rp, RespBody::upstream(rbody, tail));
                 }
                 strip_hop_by_hop(&mut rp.headers, false);
@@ -294,11 +317,14 @@ pub async fn forward(
                 }
                 tail.finish_response_headers(&mut rp.headers, Some((vh, route)), weighted);
                 tail.run_response_filters(&mut rp);
-                cluster.http_stats.upstream_rq_time.record(started.elapsed().as_millis() as u64);
+                cluster
+                    .http_stats
+                    .upstream_rq_time
+                    .record(answered.saturating_duration_since(started).as_millis() as u64);
                 let body = RespBody::upstream(rbody, tail)
                     .until(deadline)
                     .max_duration_at(max_duration_at)
-                    .idle_timeout(idle_timeout);
+                    .idle_timeout(idle_timeout, answered_t);
                 return Response::from_parts(rp, body);
             }
             Err(failure) => {
@@ -345,6 +371,8 @@ pub async fn forward(
 
 /// The deadlines an attempt waits for its response headers under.
 struct Timers<'a> {
+    /// When the attempt started (the idle timer's first arming).
+    start: Instant,
     /// The route timeout, the per-try timeout or the stream's maximum duration, the earliest.
     limit: Option<tokio::time::Instant>,
     /// `stream_idle_timeout` (or the route's `idle_timeout`): re-armed while the request body
@@ -357,14 +385,13 @@ struct Timers<'a> {
 }
 
 /// Waits for the upstream's response headers under `t`'s deadlines.
-async fn wait_for_response<F, T>(send: F, t: Timers<'_>) -> Result<T, Failure>
+async fn wait_for_response<F, T>(mut send: Pin<Box<F>>, t: Timers<'_>) -> Result<T, Failure>
 where
     F: std::future::Future<Output = Result<T, SendError>>,
 {
-    let mut send = std::pin::pin!(send);
     let body_done = || t.progress.is_none_or(|p| p.done.load(Ordering::Relaxed));
     let body_bytes = || t.progress.map_or(0, |p| p.bytes.load(Ordering::Relaxed));
-    let mut idle_at = t.idle.map(|d| tokio::time::Instant::now() + d);
+    let mut idle_at = t.idle.map(|d| tokio::time::Instant::from_std(t.start) + d);
     let mut seen = body_bytes();
     loop {
         let request_at = t.request.filter(|_| !body_done());
@@ -501,7 +528,8 @@ fn can_replay(ended: bool, tee: &Option<Tee>) -> bool {
     ended || tee.as_ref().is_some_and(|t| t.reader().is_some())
 }
 
-fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap) -> Retries {
+/// `overrides`: the request has `x-envoy-*` headers (else they are not looked up).
+fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap, overrides: bool) -> Retries {
     let policy = fwd.retry_policy.as_ref().or(vh.retry_policy.as_ref());
     let mut r = match policy {
         Some(p) => Retries {
@@ -522,6 +550,12 @@ fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap) -> Retries 
         },
     };
     let mut from_header = false;
+    if !overrides {
+        if r.on.is_empty() {
+            r.max = 0;
+        }
+        return r;
+    }
     if let Some(v) = h.get(&X_ENVOY_RETRY_ON).and_then(|v| v.to_str().ok()) {
         r.on = r.on | RetryOn::parse(v);
         from_header = true;
