@@ -327,13 +327,24 @@ fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, SendE
     };
     let status = StatusCode::from_u16(resp.code.unwrap_or(0)).map_err(|_| protocol_error("invalid status"))?;
     let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-    let mut map = HeaderMap::with_capacity(resp.headers.len());
-    for h in resp.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| protocol_error("invalid header name"))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| protocol_error("invalid header value"))?;
+    // The values share one frozen copy of the head (no allocation per header): offsets first,
+    // while httparse borrows the buffer.
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let n = resp.headers.len();
+    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
+    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        *span = (offset(h.name.as_bytes()), offset(h.value));
+    }
+    let head = buf.split_to(len).freeze();
+    let mut map = HeaderMap::with_capacity(n);
+    for &((name_at, name_len), (value_at, value_len)) in &spans[..n] {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
+            .map_err(|_| protocol_error("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
+            .map_err(|_| protocol_error("invalid header value"))?;
         map.append(name, value);
     }
-    buf.advance(len);
     Ok(Some((status, map, version)))
 }
 

@@ -519,12 +519,21 @@ impl HttpConnectionManager {
     fn mutate_request_headers(&self, parts: &mut http::request::Parts, conn: &ConnInfo, tail: &mut StreamTail) {
         let h = &mut parts.headers;
         let peer = conn.cx.downstream_remote.ip();
+        // One pass over the names first: lookups of absent custom headers (each hashing the
+        // name) are most of this function's cost otherwise.
+        let (mut has_xff, mut has_envoy) = (false, false);
+        for k in h.keys() {
+            has_xff |= k == X_FORWARDED_FOR;
+            has_envoy |= k.as_str().starts_with("x-envoy-");
+        }
         // The trusted client address and whether the request is internal.
         let (trusted, internal) = if self.use_remote_address {
             if !self.skip_xff_append {
                 append_xff(h, peer);
             }
             (Some(peer), is_internal(peer))
+        } else if !has_xff {
+            (Some(peer), false)
         } else {
             let from_xff = xff_entry(h, self.xff_num_trusted_hops);
             let single = h.get_all(&X_FORWARDED_FOR).iter().count() <= 1
@@ -534,7 +543,7 @@ impl HttpConnectionManager {
         };
         tail.trusted_address = trusted;
         let edge = self.use_remote_address && !internal;
-        if edge {
+        if edge && has_envoy {
             // Envoy strips its control headers from external requests.
             let names: Vec<HeaderName> = h.keys().filter(|k| is_envoy_control_header(k.as_str())).cloned().collect();
             for n in names {
@@ -544,7 +553,9 @@ impl HttpConnectionManager {
         if internal {
             h.insert(X_ENVOY_INTERNAL.clone(), HeaderValue::from_static("true"));
         } else {
-            h.remove(&X_ENVOY_INTERNAL);
+            if has_envoy {
+                h.remove(&X_ENVOY_INTERNAL);
+            }
             if self.use_remote_address {
                 if let Some(ip) = trusted {
                     if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {

@@ -696,14 +696,43 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 
 /// Connection-specific headers never cross the proxy (and HTTP/2 forbids them).
 fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
-    if !keep_upgrade {
-        h.remove(header::CONNECTION);
-        h.remove(header::UPGRADE);
+    // One pass over the names (cheap comparisons) finds which are present; each removal is a
+    // hash lookup, and most messages carry one of these at most.
+    let (mut connection, mut upgrade, mut keep_alive, mut proxy_connection, mut te, mut transfer_encoding) =
+        (false, false, false, false, false, false);
+    for k in h.keys() {
+        if k == header::CONNECTION {
+            connection = true;
+        } else if k == header::UPGRADE {
+            upgrade = true;
+        } else if k == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+        } else if k == header::TE {
+            te = true;
+        } else if k == KEEP_ALIVE {
+            keep_alive = true;
+        } else if k == PROXY_CONNECTION {
+            proxy_connection = true;
+        }
     }
-    h.remove(&KEEP_ALIVE);
-    h.remove(&PROXY_CONNECTION);
-    h.remove(header::TRANSFER_ENCODING);
-    if h.get(header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
+    if !keep_upgrade {
+        if connection {
+            h.remove(header::CONNECTION);
+        }
+        if upgrade {
+            h.remove(header::UPGRADE);
+        }
+    }
+    if keep_alive {
+        h.remove(&KEEP_ALIVE);
+    }
+    if proxy_connection {
+        h.remove(&PROXY_CONNECTION);
+    }
+    if transfer_encoding {
+        h.remove(header::TRANSFER_ENCODING);
+    }
+    if te && h.get(header::TE).is_some_and(|v| v.as_bytes() != b"trailers") {
         h.remove(header::TE);
     }
 }

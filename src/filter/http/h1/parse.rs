@@ -67,6 +67,9 @@ pub struct Limits {
     pub default_host_for_http_10: Option<HeaderValue>,
 }
 
+/// Where a name or value lies in the head: (offset, length).
+type Span = (usize, usize);
+
 /// Parses a request head from the start of `buf`, removing it. `Ok(None)`: more bytes needed.
 pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecError> {
     let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
@@ -106,15 +109,22 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecE
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let path = offset(req.path.unwrap_or("").as_bytes());
-    let mut spans: Vec<((usize, usize), (usize, usize))> = Vec::with_capacity(req.headers.len());
-    for h in req.headers.iter() {
-        spans.push((offset(h.name.as_bytes()), offset(h.value)));
+    let mut stack_spans = [((0, 0), (0, 0)); STACK_HEADERS];
+    let mut heap_spans;
+    let spans: &mut [(Span, Span)] = if req.headers.len() <= STACK_HEADERS {
+        &mut stack_spans[..req.headers.len()]
+    } else {
+        heap_spans = vec![((0, 0), (0, 0)); req.headers.len()];
+        &mut heap_spans
+    };
+    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
+        *span = (offset(h.name.as_bytes()), offset(h.value));
     }
     let head: Bytes = buf.split_to(len).freeze();
     let slice = |(at, n): (usize, usize)| head.slice(at..at + n);
     let uri = Uri::from_maybe_shared(slice(path)).map_err(|_| INVALID_URL)?;
     let mut map = HeaderMap::with_capacity(spans.len());
-    for (name, value) in spans {
+    for &mut (name, value) in spans {
         let name = HeaderName::from_bytes(&head[name.0..name.0 + name.1]).map_err(|_| BAD_REQUEST)?;
         let value = HeaderValue::from_maybe_shared(slice(value)).map_err(|_| INVALID_CHARACTERS)?;
         map.append(name, value);
