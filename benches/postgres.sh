@@ -2,7 +2,8 @@
 # PostgreSQL benchmark: `pgbench -S -c 16 -j 2 -T <t>` against a throw-away PostgreSQL
 # directly, through Legate (postgres_proxy + tcp_proxy, --concurrency 1), through haproxy
 # (mode tcp, one thread) and through pgbouncer (session mode; single-threaded by design).
-# All on 127.0.0.1; targets interleaved inside each round; medians over rounds; ratios to
+# All on 127.0.0.1; targets interleaved inside each round (the order rotates by one each
+# round); medians over rounds; ratios to
 # direct and to pgbouncer; transactions per proxy-CPU-second from /proc/<pid>/stat.
 #
 #   benches/postgres.sh [options]
@@ -202,8 +203,12 @@ port_of() {
 }
 
 # ---------------------------------------------------------------- rounds
+# The order rotates by one target each round, so no target always runs right after the same
+# one (the first proxy after `direct` found PostgreSQL just loaded by 16 direct clients).
+read -r -a ORDER <<<"$TARGETS"
 for ((r=1; r<=ROUNDS; r++)); do
-  for target in $TARGETS; do
+  k=$(( (r - 1) % ${#ORDER[@]} ))
+  for target in "${ORDER[@]:k}" "${ORDER[@]:0:k}"; do
     port=$(port_of "$target"); pid=${PID_OF[$target]:-}
     c0=0; [ -n "$pid" ] && c0=$(proc_ticks "$pid")
     out=$(timeout $((T + 60)) pgbench -n -S -c 16 -j 2 -T "$T" -h 127.0.0.1 -p "$port" -U postgres postgres 2>&1)
