@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode, Version};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::AsyncWrite;
@@ -26,7 +26,7 @@ use super::http_pool::{HostPool, PooledIo, SendError};
 use crate::filter::http::body::{BoxError, ReqBody};
 use crate::filter::http::h1::body::Decoder;
 use crate::filter::http::h1::conn::poll_fill;
-use crate::filter::http::h1::parse::Framing;
+use crate::filter::http::h1::parse::{header_spans, shared_header_map, BadHeader, Framing};
 
 /// Large enough that a response head and a 64 KiB body usually come in one read.
 const SCRATCH_SIZE: usize = 256 * 1024;
@@ -327,24 +327,14 @@ fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, SendE
     };
     let status = StatusCode::from_u16(resp.code.unwrap_or(0)).map_err(|_| protocol_error("invalid status"))?;
     let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-    // The values share one frozen copy of the head (no allocation per header): offsets first,
-    // while httparse borrows the buffer.
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let n = resp.headers.len();
-    let mut spans = [((0, 0), (0, 0)); MAX_HEADERS];
-    for (span, h) in spans.iter_mut().zip(resp.headers.iter()) {
-        *span = (offset(h.name.as_bytes()), offset(h.value));
-    }
+    // The values share one frozen copy of the head: positions first, while httparse borrows it.
+    let mut out = [((0, 0), (0, 0)); MAX_HEADERS];
+    let spans = header_spans(buf, resp.headers, &mut out);
     let head = buf.split_to(len).freeze();
-    let mut map = HeaderMap::with_capacity(n);
-    for &((name_at, name_len), (value_at, value_len)) in &spans[..n] {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
-            .map_err(|_| protocol_error("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| protocol_error("invalid header value"))?;
-        map.append(name, value);
-    }
+    let map = shared_header_map(&head, spans).map_err(|e| match e {
+        BadHeader::Name => protocol_error("invalid header name"),
+        BadHeader::Value => protocol_error("invalid header value"),
+    })?;
     Ok(Some((status, map, version)))
 }
 
@@ -483,6 +473,7 @@ impl Body for H1Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn response_heads_parse_and_wait_for_more() {

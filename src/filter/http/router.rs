@@ -106,10 +106,8 @@ pub async fn forward(
     if let Some(ms) = overrides.then(|| header_u64(h, &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS)).flatten() {
         retries.per_try_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
-    let override_names: &[&HeaderName] = if !overrides {
-        &[]
-    } else {
-        &[
+    if overrides {
+        for n in [
             &X_ENVOY_UPSTREAM_RQ_TIMEOUT_MS,
             &X_ENVOY_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS,
             &X_ENVOY_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE,
@@ -117,10 +115,9 @@ pub async fn forward(
             &X_ENVOY_RETRY_ON,
             &X_ENVOY_RETRY_GRPC_ON,
             &X_ENVOY_RETRIABLE_STATUS_CODES,
-        ]
-    };
-    for n in override_names {
-        h.remove(*n);
+        ] {
+            h.remove(n);
+        }
     }
     if !hcm.suppress_envoy_headers {
         let expected = match (retries.per_try_timeout, timeout) {

@@ -67,8 +67,44 @@ pub struct Limits {
     pub default_host_for_http_10: Option<HeaderValue>,
 }
 
-/// Where a name or value lies in the head: (offset, length).
-type Span = (usize, usize);
+/// Where a name or value lies in a message head: (offset, length).
+pub(crate) type Span = (usize, usize);
+
+/// Where `s`, a slice of `base`, lies in it.
+pub(crate) fn span_in(base: &[u8], s: &[u8]) -> Span {
+    (s.as_ptr() as usize - base.as_ptr() as usize, s.len())
+}
+
+/// Records where each parsed header's name and value lie in `base` (the buffer the parser
+/// borrowed), so that the head can be frozen afterwards and the values share it.
+pub(crate) fn header_spans<'o>(
+    base: &[u8],
+    headers: &[httparse::Header<'_>],
+    out: &'o mut [(Span, Span)],
+) -> &'o [(Span, Span)] {
+    for (span, h) in out.iter_mut().zip(headers) {
+        *span = (span_in(base, h.name.as_bytes()), span_in(base, h.value));
+    }
+    &out[..headers.len().min(out.len())]
+}
+
+/// Which part of a header [`shared_header_map`] refused.
+pub(crate) enum BadHeader {
+    Name,
+    Value,
+}
+
+/// The header map of a frozen head, its values sharing `head` (no allocation per value).
+pub(crate) fn shared_header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<HeaderMap, BadHeader> {
+    let mut map = HeaderMap::with_capacity(spans.len());
+    for &((name_at, name_len), (value_at, value_len)) in spans {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).map_err(|_| BadHeader::Name)?;
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len)).map_err(|_| BadHeader::Value)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
 
 /// Parses a request head from the start of `buf`, removing it. `Ok(None)`: more bytes needed.
 pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecError> {
@@ -105,30 +141,23 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecE
         _ => return Err(UPGRADE_REQUIRED),
     };
     let method = Method::from_bytes(req.method.unwrap_or("").as_bytes()).map_err(|_| BAD_REQUEST)?;
-    // Offsets into the head, so that the header values can share one frozen copy of it.
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let path = offset(req.path.unwrap_or("").as_bytes());
+    // Offsets into the head, so that the path and the header values can share one frozen copy.
+    let (path_at, path_len) = span_in(buf, req.path.unwrap_or("").as_bytes());
     let mut stack_spans = [((0, 0), (0, 0)); STACK_HEADERS];
     let mut heap_spans;
-    let spans: &mut [(Span, Span)] = if req.headers.len() <= STACK_HEADERS {
-        &mut stack_spans[..req.headers.len()]
+    let out: &mut [(Span, Span)] = if req.headers.len() <= STACK_HEADERS {
+        &mut stack_spans
     } else {
         heap_spans = vec![((0, 0), (0, 0)); req.headers.len()];
         &mut heap_spans
     };
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        *span = (offset(h.name.as_bytes()), offset(h.value));
-    }
+    let spans = header_spans(buf, req.headers, out);
     let head: Bytes = buf.split_to(len).freeze();
-    let slice = |(at, n): (usize, usize)| head.slice(at..at + n);
-    let uri = Uri::from_maybe_shared(slice(path)).map_err(|_| INVALID_URL)?;
-    let mut map = HeaderMap::with_capacity(spans.len());
-    for &mut (name, value) in spans {
-        let name = HeaderName::from_bytes(&head[name.0..name.0 + name.1]).map_err(|_| BAD_REQUEST)?;
-        let value = HeaderValue::from_maybe_shared(slice(value)).map_err(|_| INVALID_CHARACTERS)?;
-        map.append(name, value);
-    }
+    let uri = Uri::from_maybe_shared(head.slice(path_at..path_at + path_len)).map_err(|_| INVALID_URL)?;
+    let mut map = shared_header_map(&head, spans).map_err(|e| match e {
+        BadHeader::Name => BAD_REQUEST,
+        BadHeader::Value => INVALID_CHARACTERS,
+    })?;
     let framing = framing(&map)?;
     let conn_has = |token: &str| {
         map.get_all(header::CONNECTION)
