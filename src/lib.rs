@@ -21,6 +21,7 @@ pub mod access_log;
 pub mod access_log_build;
 pub mod admin;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod filter;
 pub mod listener;

@@ -166,10 +166,10 @@ pub async fn run_tcp(
         let guard = ConnAccounting::open(&shared);
         let shared = shared.clone();
         let drain = stop.clone();
-        tracker.spawn(async move {
+        tracker.spawn(crate::clock::scoped(async move {
             handle_connection(stream, remote, &shared, drain).await;
             drop(guard);
-        });
+        }));
     }
 }
 
@@ -190,7 +190,7 @@ impl ConnAccounting {
             w.downstream_cx_total.inc();
             w.downstream_cx_active.inc();
         }
-        ConnAccounting { shared: shared.clone(), worker, started: Instant::now() }
+        ConnAccounting { shared: shared.clone(), worker, started: crate::clock::now() }
     }
 }
 
@@ -199,7 +199,9 @@ impl Drop for ConnAccounting {
         let s = &self.shared;
         s.stats.downstream_cx_active.dec();
         s.stats.downstream_cx_destroy.inc();
-        s.stats.downstream_cx_length_ms.record(self.started.elapsed().as_millis() as u64);
+        s.stats
+            .downstream_cx_length_ms
+            .record(crate::clock::now().saturating_duration_since(self.started).as_millis() as u64);
         s.total_connections.dec();
         if let Some(w) = s.workers.get(self.worker) {
             w.downstream_cx_active.dec();

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 
 use super::cluster::{Cluster, ConnectError, UpstreamConn};
@@ -81,7 +81,7 @@ pub(crate) struct HostPool {
 impl HostPool {
     /// A connection whose exchange ended cleanly, ready for the next request.
     pub(crate) fn put_idle(&self, conn: H1Conn) {
-        self.idle.lock().push(Idle { conn, since: Instant::now() });
+        self.idle.lock().push(Idle { conn, since: crate::clock::now() });
     }
 }
 
@@ -181,7 +181,7 @@ impl HttpUpstream {
                 let mut idle = pool.idle.lock();
                 let mut found = None;
                 while let Some(i) = idle.pop() {
-                    if idle_timeout.is_some_and(|t| i.since.elapsed() >= t) {
+                    if idle_timeout.is_some_and(|t| crate::clock::now().saturating_duration_since(i.since) >= t) {
                         continue;
                     }
                     found = Some(i.conn);
@@ -286,7 +286,7 @@ impl HttpUpstream {
         let conn = connect_pending(cluster, host).await?;
         cluster.stats.upstream_cx_http2_total.inc();
         let o = &self.options.http2;
-        let mut b = http2::Builder::new(TokioExecutor::new());
+        let mut b = http2::Builder::new(crate::clock::ScopedExecutor);
         b.timer(TokioTimer::new())
             .initial_stream_window_size(o.initial_stream_window_size)
             .initial_connection_window_size(o.initial_connection_window_size)
@@ -295,9 +295,9 @@ impl HttpUpstream {
             b.header_table_size(t);
         }
         let (sender, connection) = b.handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
-        tokio::spawn(async move {
+        tokio::spawn(crate::clock::scoped(async move {
             let _ = connection.await;
-        });
+        }));
         Ok(sender)
     }
 }

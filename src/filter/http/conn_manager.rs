@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 
 use super::body::RequestBody;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::filters::{self, HttpFilterFactory, RouteInfo, StreamFilter};
@@ -214,7 +214,7 @@ impl HttpConnectionManager {
             s.downstream_cx_http1_total.inc();
             s.downstream_cx_http1_active.inc();
         }
-        let started = Instant::now();
+        let started = crate::clock::now();
         let conn = Arc::new(ConnInfo {
             cx,
             h2,
@@ -244,7 +244,7 @@ impl HttpConnectionManager {
             s.downstream_cx_destroy_active_rq.inc();
             s.downstream_cx_destroy_remote_active_rq.inc();
         }
-        s.downstream_cx_length_ms.record(started.elapsed().as_millis() as u64);
+        s.downstream_cx_length_ms.record(crate::clock::now().saturating_duration_since(started).as_millis() as u64);
         s.downstream_cx_active.dec();
         if tls {
             s.downstream_cx_ssl_active.dec();
@@ -268,7 +268,7 @@ impl HttpConnectionManager {
             let conn = c2.clone();
             async move { Ok::<_, Infallible>(hcm.handle(conn, req.map(RequestBody::Hyper)).await) }
         });
-        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        let mut b = hyper::server::conn::http2::Builder::new(crate::clock::ScopedExecutor);
         b.timer(TokioTimer::new())
             .initial_stream_window_size(self.http2.initial_stream_window_size)
             .initial_connection_window_size(self.http2.initial_connection_window_size)
@@ -290,12 +290,12 @@ impl HttpConnectionManager {
         F: std::future::Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
     {
         let mut fut = std::pin::pin!(fut);
-        let max_end = self.max_connection_duration.map(|d| tokio::time::Instant::now() + d);
+        let max_end = self.max_connection_duration.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
         let idle = self.idle_timeout.or(self.max_connection_duration).unwrap_or(Duration::from_secs(3600));
         let mut closing = false;
         loop {
             let last = conn.requests.load(Ordering::Relaxed);
-            let deadline = tokio::time::Instant::now() + idle;
+            let deadline = tokio::time::Instant::from_std(crate::clock::now()) + idle;
             let wake = max_end.map_or(deadline, |m| m.min(deadline));
             tokio::select! {
                 r = fut.as_mut() => return r,
@@ -305,7 +305,7 @@ impl HttpConnectionManager {
                     closing = true;
                 }
                 _ = tokio::time::sleep_until(wake), if !closing => {
-                    let now = tokio::time::Instant::now();
+                    let now = tokio::time::Instant::from_std(crate::clock::now());
                     if max_end.is_some_and(|m| now >= m) {
                         self.stats.downstream_cx_max_duration_reached.inc();
                         fut.as_mut().graceful_shutdown();
@@ -350,15 +350,15 @@ impl HttpConnectionManager {
         s.downstream_rq_active.inc();
         conn.active.fetch_add(1, Ordering::Relaxed);
         let (parts, ()) = Request::new(()).into_parts();
-        let mut tail = StreamTail::new(self.clone(), conn.clone(), Instant::now(), SystemTime::now(), &parts);
+        let mut tail = StreamTail::new(self.clone(), conn.clone(), crate::clock::now(), SystemTime::now(), &parts);
         tail.close_connection = true;
         tail.local_reply(LocalReply::new(code, body, flags, details), None)
     }
 
     /// One request, start to response headers; the rest happens in the response body.
     pub(crate) async fn handle(self: Arc<Self>, conn: Arc<ConnInfo>, req: Request<RequestBody>) -> Response<RespBody> {
-        let started = Instant::now();
-        let start_time = SystemTime::now();
+        let started = crate::clock::now();
+        let start_time = crate::clock::wall(started);
         conn.requests.fetch_add(1, Ordering::Relaxed);
         let s = &self.stats;
         s.downstream_rq_total.inc();

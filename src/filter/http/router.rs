@@ -174,7 +174,7 @@ pub async fn forward(
     let h2 = cluster.http.uses_h2(conn.h2) && !upgrade;
     // One clock reading per event where several deadlines and durations start or end
     // together (a clock read is tens of nanoseconds, about a dozen per request otherwise).
-    let started = Instant::now();
+    let started = crate::clock::now();
     let deadline = timeout.map(|t| tokio::time::Instant::from_std(started) + t);
     let mut attempt: u32 = 0;
     let mut retried = false;
@@ -225,7 +225,7 @@ pub async fn forward(
                 return tail.local_reply(reply, Some((vh, route)));
             }
         };
-        let attempt_started = if attempt == 1 { started } else { Instant::now() };
+        let attempt_started = if attempt == 1 { started } else { crate::clock::now() };
         let try_deadline = retries.per_try_timeout.map(|p| tokio::time::Instant::from_std(attempt_started) + p);
         let limit = [deadline, try_deadline, max_duration_at].into_iter().flatten().min();
         // The stream idle timer: with no response it fires like Envoy's (504/408 `stream timeout`).
@@ -245,7 +245,7 @@ pub async fn forward(
             progress: tail.received.as_deref(),
         };
         let outcome = wait_for_response(send, timers).await;
-        let answered = Instant::now();
+        let answered = crate::clock::now();
         let answered_t = tokio::time::Instant::from_std(answered);
         let global_expired = deadline.is_some_and(|d| answered_t >= d);
         if max_duration_at.is_some_and(|d| answered_t >= d) && !global_expired {
@@ -414,7 +414,7 @@ where
             return Err(Failure::StreamIdle);
         }
         seen = now_seen;
-        idle_at = t.idle.map(|d| tokio::time::Instant::now() + d);
+        idle_at = t.idle.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
     }
 }
 
@@ -631,7 +631,7 @@ async fn backoff(cluster: &Cluster, r: &Retries, attempt: u32, deadline: Option<
     let mult = (1u64 << attempt.min(30)) - 1;
     let ceiling = (r.base.as_millis() as u64).saturating_mul(mult).min(r.max_interval.as_millis() as u64).max(1);
     let wait = Duration::from_millis(rand::random::<u64>() % ceiling);
-    let until = tokio::time::Instant::now() + wait;
+    let until = tokio::time::Instant::from_std(crate::clock::now()) + wait;
     tokio::time::sleep_until(deadline.map_or(until, |d| d.min(until))).await;
 }
 

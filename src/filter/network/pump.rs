@@ -168,7 +168,7 @@ where
             limit: limits.buffer_limit.max(1),
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
-            last_activity: Instant::now(),
+            last_activity: crate::clock::now(),
             closing: None,
             d2u_done_last: false,
         }
@@ -555,14 +555,14 @@ where
             }
         }
         if active && this.idle.is_some() {
-            this.last_activity = Instant::now();
+            this.last_activity = crate::clock::now();
         }
         if let Some((timeout, sleep)) = &mut this.idle {
             // The timer is moved forward lazily: only when it fires do we look at whether
             // there was activity since it was set.
             while sleep.as_mut().poll(cx).is_ready() {
                 let deadline = this.last_activity + *timeout;
-                if Instant::now() >= deadline {
+                if crate::clock::now() >= deadline {
                     return Poll::Ready(PumpEnd::IdleTimeout);
                 }
                 sleep.as_mut().reset(deadline.into());

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -111,7 +111,8 @@ impl TcpProxy {
         mut observers: Vec<Box<dyn Observer>>,
         starttls: Option<&PgStartTls>,
     ) {
-        let started = (SystemTime::now(), Instant::now());
+        let started = crate::clock::now();
+        let started = (crate::clock::wall(started), started);
         self.stats.downstream_cx_total.inc();
         let mut out = Outcome::default();
         let (mut bytes, mut upstream_local) = ((0, 0), None);
@@ -202,7 +203,7 @@ impl TcpProxy {
         }
         let info = StreamInfo {
             start_time: started.0,
-            duration: Some(started.1.elapsed()),
+            duration: Some(crate::clock::now().saturating_duration_since(started.1)),
             bytes_received: bytes.0,
             bytes_sent: bytes.1,
             response_flags: out.flags,

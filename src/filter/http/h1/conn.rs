@@ -161,7 +161,7 @@ where
         default_host_for_http_10: hcm.default_host_for_http_10.clone(),
     };
     let mut c = Conn { io, rbuf: BytesMut::new(), eof: false };
-    let max_end = hcm.max_connection_duration.map(|d| tokio::time::Instant::now() + d);
+    let max_end = hcm.max_connection_duration.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
     let end = loop {
         // 1. The next request head.
         let head = match read_head(hcm, info, &mut c, &limits, max_end).await {
@@ -235,7 +235,8 @@ where
             break End::Done;
         };
         drop(fut);
-        let closing = info.cx.drain.is_cancelled() || max_end.is_some_and(|m| tokio::time::Instant::now() >= m);
+        let closing = info.cx.drain.is_cancelled()
+            || max_end.is_some_and(|m| tokio::time::Instant::from_std(crate::clock::now()) >= m);
         if closing {
             if info.cx.drain.is_cancelled() {
                 hcm.stats.downstream_cx_drain_close.inc();
@@ -336,7 +337,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         if between_requests {
             c.rbuf = BytesMut::new();
         } else if head_deadline.is_none() {
-            head_deadline = head_timeout.map(|(d, e)| (tokio::time::Instant::now() + d, e));
+            head_deadline = head_timeout.map(|(d, e)| (tokio::time::Instant::from_std(crate::clock::now()) + d, e));
         }
         let head_sleep = async {
             match head_deadline {
@@ -350,7 +351,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         let idle = hcm.idle_timeout.filter(|_| between_requests);
         let idle_sleep = async {
             match idle {
-                Some(d) => tokio::time::sleep(d).await,
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(crate::clock::now()) + d).await,
                 None => std::future::pending().await,
             }
         };

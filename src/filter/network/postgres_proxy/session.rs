@@ -12,7 +12,6 @@
 //! StartupMessage as for any plain session.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use legate_codecs::postgres::backend::{self, Authentication, BackendMessage, CommandKind, Severity};
 use legate_codecs::postgres::framer::{Body, Flow, Framer, Handler, Kind, Mode, Msg};
@@ -128,11 +127,11 @@ impl State {
                 }
                 match t {
                     frontend::tag::QUERY => {
-                        self.latency.on_query(Instant::now());
+                        self.latency.on_query(crate::clock::now());
                         self.parse_sql(t, m.body);
                     }
                     frontend::tag::PARSE => self.parse_sql(t, m.body),
-                    frontend::tag::EXECUTE => self.latency.on_execute(Instant::now()),
+                    frontend::tag::EXECUTE => self.latency.on_execute(crate::clock::now()),
                     frontend::tag::SYNC => self.latency.on_sync(),
                     frontend::tag::TERMINATE => self.terminated = true,
                     frontend::tag::COPY_DONE | frontend::tag::COPY_FAIL => self.copy_in = false,
@@ -180,7 +179,7 @@ impl State {
         match t {
             backend::tag::COPY_IN_RESPONSE => self.copy_in = true,
             backend::tag::EMPTY_QUERY_RESPONSE | backend::tag::PORTAL_SUSPENDED => {
-                self.latency.on_other_end(Instant::now())
+                self.latency.on_other_end(crate::clock::now())
             }
             _ => {}
         }
@@ -208,7 +207,7 @@ impl State {
             }
             Ok(BackendMessage::CommandComplete(tag)) => {
                 stats.statements.inc();
-                let latency = self.latency.on_complete(Instant::now());
+                let latency = self.latency.on_complete(crate::clock::now());
                 let l = &self.shared.latency;
                 let (counter, hist) = match tag.kind {
                     CommandKind::Select => (&stats.statements_select, &l.select),
