@@ -6,7 +6,9 @@
 //!   request's own task (`super::h1_client`): no task per connection. Upgrade requests
 //!   (WebSocket) go through hyper's client, whose upgrade the downstream codec joins.
 //! - HTTP/2: one multiplexed connection per host, reopened when it closes (Envoy opens more
-//!   when `max_concurrent_streams` is reached; Legate queues on the one connection).
+//!   when `max_concurrent_streams` is reached; Legate queues on the one connection). Spoken
+//!   through the `h2` crate directly (`super::h2_client`): the request's own task opens the
+//!   stream and reads the response; a task of its own only pumps a request body.
 //!
 //! A request that finds a pooled HTTP/1.1 connection the upstream has just closed is not
 //! failed: a pooled connection is checked before use, and a request that got no byte back
@@ -24,13 +26,14 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http1;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 
 use super::cluster::{Cluster, ConnectError, UpstreamConn};
 use super::h1_client::{self, H1Conn, H1Response};
+use super::h2_client::{self, H2Body, H2Sender};
 use super::host::Host;
 use crate::config::http::{UpstreamHttpOptions, UpstreamProtocol};
 use crate::filter::http::body::{BoxError, ReqBody};
@@ -75,7 +78,7 @@ struct Idle {
 #[derive(Default)]
 pub(crate) struct HostPool {
     idle: Mutex<Vec<Idle>>,
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<ReqBody>>>,
+    h2: tokio::sync::Mutex<Option<H2Sender>>,
 }
 
 impl HostPool {
@@ -91,6 +94,7 @@ impl HostPool {
 pub enum UpstreamBody {
     Hyper(Incoming),
     H1(H1Response),
+    H2(H2Body),
 }
 
 impl Body for UpstreamBody {
@@ -101,6 +105,7 @@ impl Body for UpstreamBody {
         match self.get_mut() {
             UpstreamBody::Hyper(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx),
+            UpstreamBody::H2(b) => Pin::new(b).poll_frame(cx),
         }
     }
 
@@ -108,6 +113,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Hyper(b) => b.is_end_stream(),
             UpstreamBody::H1(b) => b.is_end_stream(),
+            UpstreamBody::H2(b) => b.is_end_stream(),
         }
     }
 
@@ -115,6 +121,7 @@ impl Body for UpstreamBody {
         match self {
             UpstreamBody::Hyper(b) => b.size_hint(),
             UpstreamBody::H1(b) => b.size_hint(),
+            UpstreamBody::H2(b) => b.size_hint(),
         }
     }
 }
@@ -260,7 +267,7 @@ impl HttpUpstream {
         pool: &HostPool,
         req: Request<ReqBody>,
     ) -> Result<Sent, SendError> {
-        let mut sender = {
+        let sender = {
             let mut slot = pool.h2.lock().await;
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
@@ -271,34 +278,16 @@ impl HttpUpstream {
                 }
             }
         };
-        sender.ready().await.map_err(reset_error)?;
         let active = count_request(cluster, host);
-        let response = sender.send_request(req).await.map_err(reset_error)?;
-        Ok(Sent { response: response.map(UpstreamBody::Hyper), upstream_local: None, active })
+        let response = h2_client::send(sender, req).await?;
+        Ok(Sent { response: response.map(UpstreamBody::H2), upstream_local: None, active })
     }
 
     /// A new HTTP/2 connection to `host`, its driver spawned.
-    async fn open_h2(
-        &self,
-        cluster: &Arc<Cluster>,
-        host: &Arc<Host>,
-    ) -> Result<http2::SendRequest<ReqBody>, SendError> {
+    async fn open_h2(&self, cluster: &Arc<Cluster>, host: &Arc<Host>) -> Result<H2Sender, SendError> {
         let conn = connect_pending(cluster, host).await?;
         cluster.stats.upstream_cx_http2_total.inc();
-        let o = &self.options.http2;
-        let mut b = http2::Builder::new(crate::clock::ScopedExecutor);
-        b.timer(TokioTimer::new())
-            .initial_stream_window_size(o.initial_stream_window_size)
-            .initial_connection_window_size(o.initial_connection_window_size)
-            .max_concurrent_streams(o.max_concurrent_streams);
-        if let Some(t) = o.hpack_table_size {
-            b.header_table_size(t);
-        }
-        let (sender, connection) = b.handshake::<_, ReqBody>(TokioIo::new(pooled(conn))).await.map_err(reset_error)?;
-        tokio::spawn(crate::clock::scoped(async move {
-            let _ = connection.await;
-        }));
-        Ok(sender)
+        h2_client::open(pooled(conn), &self.options.http2).await
     }
 }
 
@@ -350,36 +339,13 @@ impl Drop for ActiveRq {
     }
 }
 
-/// Maps a hyper error before response headers to Envoy's reset reasons.
+/// Maps a hyper error before response headers (the upgrade client) to Envoy's reset reasons.
 fn reset_error(e: hyper::Error) -> SendError {
     let detail = e.to_string();
     let reason = if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         "protocol error"
-    } else if is_h2_refused(&e) {
-        "remote refused stream reset"
-    } else if is_h2_reset(&e) {
-        "remote reset"
     } else {
         "connection termination"
     };
     SendError::Reset { reason, detail }
-}
-
-fn h2_reason(e: &hyper::Error) -> Option<h2::Reason> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(h) = s.downcast_ref::<h2::Error>() {
-            return h.reason();
-        }
-        src = s.source();
-    }
-    None
-}
-
-fn is_h2_refused(e: &hyper::Error) -> bool {
-    h2_reason(e) == Some(h2::Reason::REFUSED_STREAM)
-}
-
-fn is_h2_reset(e: &hyper::Error) -> bool {
-    h2_reason(e).is_some()
 }

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod dns;
 pub mod h1_client;
+pub mod h2_client;
 pub mod host;
 pub mod http_pool;
 pub mod lb;

@@ -692,7 +692,7 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 }
 
 /// Connection-specific headers never cross the proxy (and HTTP/2 forbids them).
-fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names (cheap comparisons) finds which are present; each removal is a
     // hash lookup, and most messages carry one of these at most.
     let (mut connection, mut upgrade, mut keep_alive, mut proxy_connection, mut te, mut transfer_encoding) =
