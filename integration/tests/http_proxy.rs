@@ -93,11 +93,30 @@ fn an_http2_cluster_gets_h2_on_one_multiplexed_connection() {
     let r = nghttp(&[&url(&l, "/trailers")], PATIENCE);
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.trailer("x-trailer"), Some("yes"), "trailers cross h2 -> h2: {r:?}");
+    // Request bodies go up on their own pump: sized, chunked, and 3 MiB, more than the
+    // upstream's stream window (the pump waits for window updates).
+    let dir = TempDir::new("h2-body");
+    let big = legate_integration::http::upstream::pattern(3 << 20);
+    let big_file = dir.path().join("big");
+    std::fs::write(&big_file, &big).unwrap();
+    let big_arg = format!("@{}", big_file.display());
+    let u = url(&l, "/echo");
+    for (args, want) in [
+        (vec!["--data-binary", "ping"], &b"ping"[..]),
+        (vec!["-H", "transfer-encoding: chunked", "--data-binary", "pong"], &b"pong"[..]),
+        (vec!["--data-binary", big_arg.as_str()], &big[..]),
+    ] {
+        let mut a = args.clone();
+        a.push(&u);
+        let r = curl(&a);
+        assert_eq!(r.status, 200, "{}", r.stderr);
+        assert!(r.body == want, "the body crosses h1 -> h2 intact ({} bytes back)", r.body.len());
+    }
     assert!(up.requests().iter().all(|r| r.version == "HTTP/2.0"));
     assert_eq!(up.connections(), 1);
     let s = l.stats();
     assert_eq!(s.value("cluster.up.upstream_cx_http2_total"), 1);
-    assert_eq!(s.value("cluster.up.upstream_rq_200"), 4);
+    assert_eq!(s.value("cluster.up.upstream_rq_200"), 7);
 }
 
 #[test]
