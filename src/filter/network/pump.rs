@@ -119,6 +119,8 @@ pub struct Pump<'a, DR, DW, UR, UW> {
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
     max_duration: Option<Pin<Box<Sleep>>>,
     last_activity: Instant,
+    /// The task's waker the timers were last polled with (see `poll_timers`).
+    timer_waker: Option<std::task::Waker>,
     /// A local reply being written to the downstream (and how much of it is written).
     closing: Option<(&'static [u8], usize)>,
     /// Which direction finished last when both did (`true`: downstream→upstream).
@@ -169,6 +171,7 @@ where
             idle: limits.idle_timeout.map(|d| (d, Box::pin(tokio::time::sleep(d)))),
             max_duration: limits.max_duration.map(|d| Box::pin(tokio::time::sleep(d))),
             last_activity: crate::clock::now(),
+            timer_waker: None,
             closing: None,
             d2u_done_last: false,
         }
@@ -549,25 +552,50 @@ where
             this.d2u_done_last = u2d_was_done;
             return Poll::Ready(PumpEnd::Done);
         }
-        if let Some(max) = &mut this.max_duration {
-            if max.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(PumpEnd::MaxDuration);
-            }
-        }
         if active && this.idle.is_some() {
             this.last_activity = crate::clock::now();
         }
-        if let Some((timeout, sleep)) = &mut this.idle {
+        match this.poll_timers(cx) {
+            Some(end) => Poll::Ready(end),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<DR, DW, UR, UW> Pump<'_, DR, DW, UR, UW> {
+    /// The idle and maximum-duration timers. Polling a tokio timer re-registers the task's
+    /// waker with it, which costs more than the rest of a small exchange's bookkeeping; so
+    /// they are polled only when one of them may have fired (its deadline has passed) or the
+    /// task's waker is not the one they hold.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Option<PumpEnd> {
+        let earliest =
+            [self.idle.as_ref().map(|(_, s)| s.deadline()), self.max_duration.as_ref().map(|s| s.deadline())]
+                .into_iter()
+                .flatten()
+                .min()?;
+        let registered = self.timer_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && crate::clock::now() < earliest.into_std() {
+            return None;
+        }
+        if !registered {
+            self.timer_waker = Some(cx.waker().clone());
+        }
+        if let Some(max) = &mut self.max_duration {
+            if max.as_mut().poll(cx).is_ready() {
+                return Some(PumpEnd::MaxDuration);
+            }
+        }
+        if let Some((timeout, sleep)) = &mut self.idle {
             // The timer is moved forward lazily: only when it fires do we look at whether
             // there was activity since it was set.
             while sleep.as_mut().poll(cx).is_ready() {
-                let deadline = this.last_activity + *timeout;
+                let deadline = self.last_activity + *timeout;
                 if crate::clock::now() >= deadline {
-                    return Poll::Ready(PumpEnd::IdleTimeout);
+                    return Some(PumpEnd::IdleTimeout);
                 }
                 sleep.as_mut().reset(deadline.into());
             }
         }
-        Poll::Pending
+        None
     }
 }
