@@ -120,6 +120,21 @@ fn an_http2_cluster_gets_h2_on_one_multiplexed_connection() {
 }
 
 #[test]
+fn large_and_small_bodies_alternate_on_one_pooled_connection_intact() {
+    // A pooled HTTP/1.1 connection reads large bodies straight into its own buffer and small
+    // ones through the shared scratch buffer, switching as sizes change; the downstream gets
+    // large chunks by vectored writes. Every body must come through byte for byte.
+    let up = HttpUpstream::named("a");
+    let l = start("- match: {prefix: /}\n  route: {cluster: up}", "", "", &[cluster("up", &up)]);
+    for n in [300_000usize, 10, 70_000, 5, 5, 5, 5, 5, 1_000_000, 20_000, 3] {
+        let r = curl(&[&url(&l, &format!("/bytes/{n}"))]);
+        assert_eq!(r.status, 200, "{}", r.stderr);
+        assert!(r.body == legate_integration::http::upstream::pattern(n), "/bytes/{n}: {} bytes back", r.body.len());
+    }
+    assert_eq!(up.connections(), 1, "one pooled upstream connection carried them all");
+}
+
+#[test]
 fn an_upstream_closing_a_pooled_connection_is_not_a_503() {
     // The upstream closes keep-alive connections idle for 200 ms; the next request finds its
     // pooled connection closed and must go out on a fresh one.

@@ -25,7 +25,7 @@ use tokio::io::AsyncWrite;
 use super::http_pool::{HostPool, PooledIo, SendError};
 use crate::filter::http::body::{BoxError, ReqBody};
 use crate::filter::http::h1::body::Decoder;
-use crate::filter::http::h1::conn::poll_fill;
+use crate::filter::http::h1::conn::{poll_fill, ReadMode};
 use crate::filter::http::h1::parse::{header_spans, shared_header_map, BadHeader, Framing};
 
 /// Large enough that a response head and a 64 KiB body usually come in one read.
@@ -46,6 +46,7 @@ pub struct H1Conn {
     io: PooledIo,
     rbuf: BytesMut,
     eof: bool,
+    mode: ReadMode,
     /// Has carried a request before (a failure before any response byte may be the upstream's
     /// keep-alive close racing our request).
     pub reused: bool,
@@ -53,11 +54,11 @@ pub struct H1Conn {
 
 impl H1Conn {
     pub(crate) fn new(io: PooledIo) -> H1Conn {
-        H1Conn { io, rbuf: BytesMut::new(), eof: false, reused: false }
+        H1Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default(), reused: false }
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, cx)
+        poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, &mut self.mode, cx)
     }
 
     /// Whether an idle connection is still usable: nothing to read (no EOF, no stray bytes).

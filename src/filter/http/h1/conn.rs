@@ -44,19 +44,63 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; SCRATCH_SIZE]);
 }
 
-/// Reads once from `io` through the per-thread `scratch` buffer and appends what came to `rbuf`,
-/// so a connection holds no read buffer of its own between messages. `Ok(0)` is EOF: it sets
-/// `eof`, and later calls return `Ok(0)` without reading. Shared by the server codec and the
-/// upstream client.
+/// A read of at least this much switches a connection to reading straight into its own buffer.
+const BIG_READ: usize = 16 * 1024;
+
+/// Small reads in a row that switch it back to the shared scratch buffer.
+const SMALL_READS_BACK: u8 = 4;
+
+/// How a connection reads: small messages through the per-thread scratch buffer (the
+/// connection holds no buffer of its own between messages, and a few hundred bytes are copied
+/// once), large bodies straight into the connection's buffer (no copy; the body's chunks are
+/// handed on as pieces of that buffer). A connection switches after a big read and back after
+/// a few small ones in a row, so a keep-alive connection carrying large responses reads each
+/// of them without a copy.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ReadMode {
+    direct: bool,
+    small: u8,
+}
+
+impl ReadMode {
+    fn saw(&mut self, n: usize) {
+        if n >= BIG_READ {
+            *self = ReadMode { direct: true, small: 0 };
+        } else if self.direct {
+            self.small += 1;
+            if self.small >= SMALL_READS_BACK {
+                *self = ReadMode::default();
+            }
+        }
+    }
+}
+
+/// Reads once from `io` and appends what came to `rbuf` (see [`ReadMode`]). `Ok(0)` is EOF: it
+/// sets `eof`, and later calls return `Ok(0)` without reading. Shared by the server codec and
+/// the upstream client.
 pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
     scratch: &'static LocalKey<RefCell<Vec<u8>>>,
     io: &mut R,
     rbuf: &mut BytesMut,
     eof: &mut bool,
+    mode: &mut ReadMode,
     cx: &mut Context<'_>,
 ) -> Poll<io::Result<usize>> {
     if *eof {
         return Poll::Ready(Ok(0));
+    }
+    if mode.direct {
+        // Room for a whole scratch-sized read, so a large message takes as few reads as it
+        // would through the scratch buffer (a no-op while the buffer has that room).
+        rbuf.reserve(scratch.with(|s| s.borrow().len()));
+        let r = tokio_util::io::poll_read_buf(Pin::new(io), cx, rbuf);
+        if let Poll::Ready(Ok(n)) = r {
+            if n == 0 {
+                *eof = true;
+            }
+            mode.saw(n);
+        }
+        return r;
     }
     scratch.with(|s| {
         let mut s = s.borrow_mut();
@@ -69,6 +113,7 @@ pub(crate) fn poll_fill<R: AsyncRead + Unpin>(
                 } else {
                     rbuf.extend_from_slice(rb.filled());
                 }
+                mode.saw(n);
                 Poll::Ready(Ok(n))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -90,12 +135,13 @@ struct Conn<IO> {
     io: IO,
     rbuf: BytesMut,
     eof: bool,
+    mode: ReadMode,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     /// Reads once (through the per-thread scratch buffer) and appends to the read buffer.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, cx)
+        poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, &mut self.mode, cx)
     }
 
     /// Moves the request body from the read buffer to its slot while the slot has room.
@@ -147,6 +193,99 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
     async fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
         self.io.write_all(b).await
     }
+
+    /// Writes all of `b` (one vectored write per round when it holds separate chunks).
+    async fn write_batch(&mut self, b: &mut Batch) -> io::Result<()> {
+        if b.parts.is_empty() {
+            self.io.write_all(&b.small).await?;
+            b.small.clear();
+            b.len = 0;
+            return Ok(());
+        }
+        b.seal();
+        while !b.parts.is_empty() {
+            let n = poll_fn(|cx| {
+                let mut slices = [io::IoSlice::new(&[]); MAX_IOV];
+                let k = b.parts.len().min(MAX_IOV);
+                for (slice, part) in slices.iter_mut().zip(b.parts.iter()) {
+                    *slice = io::IoSlice::new(part);
+                }
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..k])
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            b.consume(n);
+        }
+        b.len = 0;
+        Ok(())
+    }
+}
+
+/// Most chunks handed to one vectored write.
+const MAX_IOV: usize = 16;
+
+/// Body chunks smaller than this are copied into the batch; larger ones are sent as they are.
+const COPY_BELOW: usize = 4096;
+
+/// A response's bytes on their way out: the head, chunk framing and small body pieces copied
+/// together, body chunks of [`COPY_BELOW`] or more kept as the `Bytes` they arrived in (pieces
+/// of the upstream connection's read buffer) and sent with the rest in one vectored write, so
+/// a large body crosses the proxy without a copy in user space. Transports that take no
+/// vectored writes get everything copied into one buffer, one send.
+struct Batch {
+    small: BytesMut,
+    parts: std::collections::VecDeque<Bytes>,
+    len: usize,
+    vectored: bool,
+}
+
+impl Batch {
+    fn new(small: BytesMut, vectored: bool) -> Batch {
+        Batch { len: small.len(), small, parts: Default::default(), vectored }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        self.small.put_slice(b);
+        self.len += b.len();
+    }
+
+    fn put_data(&mut self, d: Bytes) {
+        if !self.vectored || d.len() < COPY_BELOW {
+            self.put(&d);
+            return;
+        }
+        self.seal();
+        self.len += d.len();
+        self.parts.push_back(d);
+    }
+
+    /// Moves the copied bytes so far into the chunk list, keeping the order.
+    fn seal(&mut self) {
+        if !self.small.is_empty() {
+            let done = self.small.split().freeze();
+            self.parts.push_back(done);
+        }
+    }
+
+    /// Drops the first `n` bytes written.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.parts.front_mut() else { return };
+            if front.len() <= n {
+                n -= front.len();
+                self.parts.pop_front();
+            } else {
+                bytes::Buf::advance(front, n);
+                n = 0;
+            }
+        }
+    }
 }
 
 /// Serves HTTP/1.x on `io` until the connection ends.
@@ -160,7 +299,7 @@ where
         accept_http_10: hcm.accept_http_10,
         default_host_for_http_10: hcm.default_host_for_http_10.clone(),
     };
-    let mut c = Conn { io, rbuf: BytesMut::new(), eof: false };
+    let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default() };
     let max_end = hcm.max_connection_duration.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
     let end = loop {
         // 1. The next request head.
@@ -486,6 +625,7 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
         let mut r = Response::from_parts(parts, ());
         return Ok(Written::Upgrade(hyper::upgrade::on(&mut r)));
     }
+    let mut w = Batch::new(w, c.io.is_write_vectored());
     let mut sent: u64 = 0;
     if !matches!(out, Out::None) {
         loop {
@@ -501,13 +641,10 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
             })
             .await;
             match step {
-                Step::Flush => {
-                    c.write_all(&w).await?;
-                    w.clear();
-                }
+                Step::Flush => c.write_batch(&mut w).await?,
                 Step::Frame(None) => {
                     if matches!(out, Out::Chunked) {
-                        w.put_slice(b"0\r\n\r\n");
+                        w.put(b"0\r\n\r\n");
                     }
                     break;
                 }
@@ -515,7 +652,7 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
                     // A body that fails mid-way: what was written stands, the rest is cut by
                     // closing the connection (no terminating chunk), as hyper and Envoy do.
                     if !w.is_empty() {
-                        let _ = c.write_all(&w).await;
+                        let _ = c.write_batch(&mut w).await;
                     }
                     return Ok(Written::Close);
                 }
@@ -535,21 +672,20 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
                         }
                         sent += data.len() as u64;
                         if matches!(out, Out::Chunked) {
-                            w.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                            w.put(format!("{:x}\r\n", data.len()).as_bytes());
                         }
-                        // Copied into the batch: one send for head and body costs less than
-                        // the copy (the socket is not vectored through every transport).
-                        w.put_slice(&data);
-                        if matches!(out, Out::Chunked) {
-                            w.put_slice(b"\r\n");
+                        // Into the batch: one send for head and body (see `Batch`).
+                        let chunked = matches!(out, Out::Chunked);
+                        w.put_data(data);
+                        if chunked {
+                            w.put(b"\r\n");
                         }
                     }
                     // Response trailers have no HTTP/1.1 form Legate sends: dropped.
                 }
             }
-            if w.len() >= WRITE_BATCH {
-                c.write_all(&w).await?;
-                w.clear();
+            if w.len >= WRITE_BATCH {
+                c.write_batch(&mut w).await?;
             }
         }
         if let Out::Length(n) = out {
@@ -560,7 +696,7 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     }
     drop(body);
     if !w.is_empty() {
-        c.write_all(&w).await?;
+        c.write_batch(&mut w).await?;
     }
     c.io.flush().await?;
     Ok(if close { Written::Close } else { Written::KeepAlive })
