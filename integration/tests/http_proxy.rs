@@ -119,6 +119,95 @@ fn an_http2_cluster_gets_h2_on_one_multiplexed_connection() {
     assert_eq!(s.value("cluster.up.upstream_rq_200"), 7);
 }
 
+/// An h2c upstream on the `h2` crate that resets the first `refuse` streams with REFUSED_STREAM
+/// (what a server at its stream limit does) and answers later ones 200 `ok`.
+struct RefusingH2 {
+    port: u16,
+    seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl RefusingH2 {
+    fn start(refuse: usize) -> RefusingH2 {
+        use std::sync::atomic::Ordering;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = seen.clone();
+        rt.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((sock, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(sock).await else { return };
+                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                        if counter.fetch_add(1, Ordering::SeqCst) < refuse {
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
+                            continue;
+                        }
+                        let head = http::Response::builder().status(200).body(()).unwrap();
+                        if let Ok(mut body) = respond.send_response(head, false) {
+                            let _ = body.send_data(bytes::Bytes::from_static(b"ok"), true);
+                        }
+                    }
+                });
+            }
+        });
+        RefusingH2 { port, seen, _rt: rt }
+    }
+
+    fn seen(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn an_http2_upstream_refusing_a_stream_is_retried_or_answered_as_envoy_does() {
+    let once = RefusingH2::start(1);
+    let always = RefusingH2::start(usize::MAX);
+    let h2 = yaml::HTTP2_UPSTREAM;
+    let clusters = [
+        yaml::cluster("once", "STATIC", "ROUND_ROBIN", &[("127.0.0.1", once.port)], h2),
+        yaml::cluster("always", "STATIC", "ROUND_ROBIN", &[("127.0.0.1", always.port)], h2),
+    ];
+    let routes = "- match: {prefix: /once}
+  route: {cluster: once, retry_policy: {retry_on: refused-stream, num_retries: 2}}
+- match: {prefix: /retry}
+  route: {cluster: always, retry_policy: {retry_on: refused-stream, num_retries: 2}}
+- match: {prefix: /}
+  route: {cluster: always}";
+    let l = start(routes, "", "", &clusters);
+    // Refused once, retried on the same connection, answered.
+    let r = curl(&[&url(&l, "/once")]);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]), "{}", r.stderr);
+    assert_eq!(once.seen(), 2);
+    // Refused every time: three attempts, then Envoy's 503 naming the last reset reason.
+    let r = curl(&[&url(&l, "/retry")]);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "upstream connect error or disconnect/reset before headers. retried and the latest reset reason: \
+         remote refused stream reset"
+    );
+    assert_eq!(always.seen(), 3);
+    // No retry policy: one attempt, and the reset reason as it is.
+    let r = curl(&[&url(&l, "/plain")]);
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        "upstream connect error or disconnect/reset before headers. reset reason: remote refused stream reset"
+    );
+    assert_eq!(always.seen(), 4);
+    let s = l.stats();
+    assert_eq!(s.value("cluster.once.upstream_rq_retry"), 1);
+    assert_eq!(s.value("cluster.once.upstream_rq_retry_success"), 1);
+    assert_eq!(s.value("cluster.always.upstream_rq_retry"), 2);
+    assert_eq!(s.value("cluster.always.upstream_rq_retry_limit_exceeded"), 1);
+    assert_eq!(s.value("cluster.always.upstream_cx_http2_total"), 1, "a refused stream leaves the connection up");
+}
+
 #[test]
 fn large_and_small_bodies_alternate_on_one_pooled_connection_intact() {
     // A pooled HTTP/1.1 connection reads large bodies straight into its own buffer and small
