@@ -130,14 +130,14 @@ struct RefusingH2 {
 impl RefusingH2 {
     fn start(refuse: usize) -> RefusingH2 {
         use std::sync::atomic::Ordering;
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
         let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = seen.clone();
         rt.spawn(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             while let Ok((sock, _)) = listener.accept().await {
                 let counter = counter.clone();
                 tokio::spawn(async move {
@@ -147,7 +147,7 @@ impl RefusingH2 {
                             respond.send_reset(h2::Reason::REFUSED_STREAM);
                             continue;
                         }
-                        let head = http::Response::builder().status(200).body(()).unwrap();
+                        let head = http::Response::builder().status(200).body(()).expect("response");
                         if let Ok(mut body) = respond.send_response(head, false) {
                             let _ = body.send_data(bytes::Bytes::from_static(b"ok"), true);
                         }
