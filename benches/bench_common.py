@@ -112,6 +112,24 @@ class Groups:
         """Median of column col over the rows of target t in group k."""
         return med([num(r[col]) for r in self.rows.get(k, {}).get(t, [])])
 
+    def paired(self, k, t, col, lower_is_better=False):
+        """Median over rounds of t's col divided by the best peer's col in the same round: the
+        machine's drift between rounds cancels within a round."""
+        rounds = {}
+        for tt, rows in self.rows.get(k, {}).items():
+            for r in rows:
+                rounds.setdefault(r["round"], {})[tt] = num(r[col])
+        ratios = []
+        for vals in rounds.values():
+            peers = [v for tt, v in vals.items() if tt in self.peers and v is not None]
+            x = vals.get(t)
+            if x is None or not peers:
+                continue
+            b = (min if lower_is_better else max)(peers)
+            if b:
+                ratios.append(x / b)
+        return med(ratios)
+
     def best_peer(self, k, col, lower_is_better=False):
         """(value, target) of the best peer's median of col in group k, or (None, None)."""
         vals = [(self.med(k, t, col), t) for t in self.order.get(k, []) if t in self.peers]

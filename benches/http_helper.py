@@ -113,6 +113,12 @@ def cmd_summarize(a):
             errs = sum(int(_num(r["errors"]) or 0) for r in groups[k][t])
             out.append(f"| {t} | {_f(rps)} | {_ratio(rps, rps_b) if t != 'direct' else '-'} | {_f(p99)} | {_f(cpu)} "
                        f"| {_f(per)} | {_ratio(per, cpu_b) if t != 'direct' else '-'} | {errs} | {len(groups[k][t])} |")
+        for t in order[k]:
+            if t in PEERS or t == "direct":
+                continue
+            pr, pc = g.paired(k, t, "rps"), g.paired(k, t, "req_per_cpu_s")
+            out.append(f"\n{t} paired against each round's best peer (median over rounds): "
+                       f"req/s {_ratio(pr, 1) if pr else '-'}, req per proxy-CPU-s {_ratio(pc, 1) if pc else '-'}.")
     mem = [k for k in groups if k[0] == "mem"]
     for k in mem:
         first = next(iter(groups[k].values()))[0]

@@ -247,5 +247,24 @@ BEST_PER=$(awk -v a="$B_PER" -v b="$H_PER" 'BEGIN {print (a + 0 > b + 0 ? a : b)
         (per == "NA" ? "n/a" : sprintf("%.0f", per)), (per == "NA" ? "n/a" : sprintf("%.2f", per / best))
     }'
   done
+  # Paired ratios: each round's figure against the peers' in the same round, median over
+  # rounds. The machine drifts between rounds (single rounds move by +-10 % here); pairing
+  # within a round cancels the drift that the medians above keep.
+  paired() {  # target column mode(pgbouncer|best) -> median over rounds of target / reference
+    awk -F, -v t="$1" -v c="$2" -v mode="$3" 'NR > 1 {v[$1 "," $2] = $c; r[$2] = 1}
+      END {for (k in r) {x = v[t "," k]; b = v["pgbouncer," k]
+        if (mode == "best") {h = v["haproxy," k]; if (h != "" && h != "NA" && h + 0 > b + 0) b = h}
+        if (x != "" && x != "NA" && b + 0 > 0) print x / b}}' "$RAW" | median
+  }
+  echo
+  echo "Paired (median over rounds of the ratio within each round):"
+  echo
+  echo "| target | × pgbouncer TPS | × best of pgbouncer/haproxy per proxy-CPU-s |"
+  echo "|---|---|---|"
+  for target in $TARGETS; do
+    case $target in direct|pgbouncer) continue;; esac
+    awk -v t="$target" -v a="$(paired "$target" 3 pgbouncer)" -v b="$(paired "$target" 6 best)" \
+      'BEGIN {printf "| %s | %s | %s |\n", t, (a == "NA" ? "n/a" : sprintf("%.2f", a)), (b == "NA" ? "n/a" : sprintf("%.2f", b))}'
+  done
 } | tee "$OUTDIR/summary.md"
 log "results in $OUTDIR"
