@@ -69,6 +69,18 @@ pub fn now() -> Instant {
     })
 }
 
+/// [`now`] as tokio's instant, for deadlines of tokio timers.
+#[inline]
+pub fn tokio_now() -> tokio::time::Instant {
+    tokio::time::Instant::from_std(now())
+}
+
+/// The time since `earlier` (zero if `earlier` is later), measured with [`now`].
+#[inline]
+pub fn since(earlier: Instant) -> std::time::Duration {
+    now().saturating_duration_since(earlier)
+}
+
 /// Wraps a task's future so that each of its polls reads the clock at most once.
 pub fn scoped<F: Future>(fut: F) -> Scoped<F> {
     Scoped { fut }

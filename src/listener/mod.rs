@@ -199,9 +199,7 @@ impl Drop for ConnAccounting {
         let s = &self.shared;
         s.stats.downstream_cx_active.dec();
         s.stats.downstream_cx_destroy.inc();
-        s.stats
-            .downstream_cx_length_ms
-            .record(crate::clock::now().saturating_duration_since(self.started).as_millis() as u64);
+        s.stats.downstream_cx_length_ms.record(crate::clock::since(self.started).as_millis() as u64);
         s.total_connections.dec();
         if let Some(w) = s.workers.get(self.worker) {
             w.downstream_cx_active.dec();

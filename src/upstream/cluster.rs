@@ -430,7 +430,7 @@ impl UpstreamConn {
     }
 
     pub fn age(&self) -> Duration {
-        crate::clock::now().saturating_duration_since(self.opened)
+        crate::clock::since(self.opened)
     }
 }
 
@@ -458,7 +458,7 @@ impl Drop for UpstreamConn {
                 s.upstream_cx_destroy_local_with_active_rq.inc();
             }
         }
-        s.upstream_cx_length_ms.record(crate::clock::now().saturating_duration_since(self.opened).as_millis() as u64);
+        s.upstream_cx_length_ms.record(crate::clock::since(self.opened).as_millis() as u64);
         let max = u64::from(self.cluster.config.default_thresholds.max_connections);
         if s.upstream_cx_active.value() < max {
             self.cluster.cb_default.cx_open.set(0);

@@ -83,12 +83,10 @@ pub(crate) async fn send(sender: H2Sender, req: Request<ReqBody>) -> Result<Resp
     Ok(Response::from_parts(parts, H2Body { recv, length, data_done: false, done: false }))
 }
 
-/// HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2): the router has dropped them
-/// from proxied requests already, mirrors and others go through the same pass here (hyper's
-/// client did the same). A body of known size gets its `content-length`, except a bodiless
-/// GET/HEAD/DELETE/CONNECT (hyper's rule).
+/// A body of known size gets its `content-length`, except a bodiless GET/HEAD/DELETE/CONNECT
+/// (hyper's rule). Connection-specific headers, which HTTP/2 forbids (RFC 9113 §8.2.2), are
+/// already gone: the router strips them from every request it sends (`strip_hop_by_hop`).
 fn prepare_head(head: &mut Request<()>, body: &ReqBody) {
-    crate::filter::http::router::strip_hop_by_hop(head.headers_mut(), false);
     if let Some(len) = body.size_hint().exact() {
         let payload = !matches!(*head.method(), Method::GET | Method::HEAD | Method::DELETE | Method::CONNECT);
         if (len != 0 || payload) && !head.headers().contains_key(header::CONTENT_LENGTH) {

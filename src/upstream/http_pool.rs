@@ -188,7 +188,7 @@ impl HttpUpstream {
                 let mut idle = pool.idle.lock();
                 let mut found = None;
                 while let Some(i) = idle.pop() {
-                    if idle_timeout.is_some_and(|t| crate::clock::now().saturating_duration_since(i.since) >= t) {
+                    if idle_timeout.is_some_and(|t| crate::clock::since(i.since) >= t) {
                         continue;
                     }
                     found = Some(i.conn);

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
@@ -244,7 +244,7 @@ impl HttpConnectionManager {
             s.downstream_cx_destroy_active_rq.inc();
             s.downstream_cx_destroy_remote_active_rq.inc();
         }
-        s.downstream_cx_length_ms.record(crate::clock::now().saturating_duration_since(started).as_millis() as u64);
+        s.downstream_cx_length_ms.record(crate::clock::since(started).as_millis() as u64);
         s.downstream_cx_active.dec();
         if tls {
             s.downstream_cx_ssl_active.dec();
@@ -290,12 +290,12 @@ impl HttpConnectionManager {
         F: std::future::Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
     {
         let mut fut = std::pin::pin!(fut);
-        let max_end = self.max_connection_duration.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
+        let max_end = self.max_connection_duration.map(|d| crate::clock::tokio_now() + d);
         let idle = self.idle_timeout.or(self.max_connection_duration).unwrap_or(Duration::from_secs(3600));
         let mut closing = false;
         loop {
             let last = conn.requests.load(Ordering::Relaxed);
-            let deadline = tokio::time::Instant::from_std(crate::clock::now()) + idle;
+            let deadline = crate::clock::tokio_now() + idle;
             let wake = max_end.map_or(deadline, |m| m.min(deadline));
             tokio::select! {
                 r = fut.as_mut() => return r,
@@ -305,7 +305,7 @@ impl HttpConnectionManager {
                     closing = true;
                 }
                 _ = tokio::time::sleep_until(wake), if !closing => {
-                    let now = tokio::time::Instant::from_std(crate::clock::now());
+                    let now = crate::clock::tokio_now();
                     if max_end.is_some_and(|m| now >= m) {
                         self.stats.downstream_cx_max_duration_reached.inc();
                         fut.as_mut().graceful_shutdown();
@@ -350,7 +350,8 @@ impl HttpConnectionManager {
         s.downstream_rq_active.inc();
         conn.active.fetch_add(1, Ordering::Relaxed);
         let (parts, ()) = Request::new(()).into_parts();
-        let mut tail = StreamTail::new(self.clone(), conn.clone(), crate::clock::now(), SystemTime::now(), &parts);
+        let now = crate::clock::now();
+        let mut tail = StreamTail::new(self.clone(), conn.clone(), now, crate::clock::wall(now), &parts);
         tail.close_connection = true;
         tail.local_reply(LocalReply::new(code, body, flags, details), None)
     }

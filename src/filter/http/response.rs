@@ -175,7 +175,7 @@ impl Body for RespBody {
                 }
             }
         } else if let Some((_, last)) = this.idle.as_mut() {
-            *last = tokio::time::Instant::from_std(crate::clock::now());
+            *last = crate::clock::tokio_now();
         }
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -424,7 +424,7 @@ impl Drop for StreamTail {
                 self.flags.set(ResponseFlags::UR);
             }
         }
-        let elapsed = crate::clock::now().saturating_duration_since(self.started);
+        let elapsed = crate::clock::since(self.started);
         s.downstream_rq_time.record(elapsed.as_millis() as u64);
         if !self.filters.is_empty() {
             let cluster_name = self.upstream_cluster.as_ref().map(|c| c.name.clone());

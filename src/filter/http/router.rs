@@ -414,7 +414,7 @@ where
             return Err(Failure::StreamIdle);
         }
         seen = now_seen;
-        idle_at = t.idle.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
+        idle_at = t.idle.map(|d| crate::clock::tokio_now() + d);
     }
 }
 
@@ -631,7 +631,7 @@ async fn backoff(cluster: &Cluster, r: &Retries, attempt: u32, deadline: Option<
     let mult = (1u64 << attempt.min(30)) - 1;
     let ceiling = (r.base.as_millis() as u64).saturating_mul(mult).min(r.max_interval.as_millis() as u64).max(1);
     let wait = Duration::from_millis(rand::random::<u64>() % ceiling);
-    let until = tokio::time::Instant::from_std(crate::clock::now()) + wait;
+    let until = crate::clock::tokio_now() + wait;
     tokio::time::sleep_until(deadline.map_or(until, |d| d.min(until))).await;
 }
 
@@ -692,7 +692,7 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 }
 
 /// Connection-specific headers never cross the proxy (and HTTP/2 forbids them).
-pub(crate) fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
+fn strip_hop_by_hop(h: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names (cheap comparisons) finds which are present; each removal is a
     // hash lookup, and most messages carry one of these at most.
     let (mut connection, mut upgrade, mut keep_alive, mut proxy_connection, mut te, mut transfer_encoding) =
@@ -777,13 +777,18 @@ fn start_mirrors(
         let Some(cluster) = hcm.clusters.get(&m.cluster).cloned() else { continue };
         let shadow =
             if m.disable_shadow_host_suffix_append { authority.to_string() } else { shadow_authority(authority) };
-        let headers = parts.headers.clone();
+        let mut headers = parts.headers.clone();
         let method = parts.method.clone();
         let path = path.to_string();
         let body = body.clone();
         tokio::spawn(async move {
             let Some(host) = cluster.choose_host(None) else { return };
             let h2 = cluster.http.uses_h2(false);
+            if h2 {
+                // The request kept `connection`/`upgrade` only if it is an upgrade, which a
+                // mirror does not repeat; HTTP/2 forbids them.
+                strip_hop_by_hop(&mut headers, false);
+            }
             let b = if body.is_empty() { ReqBody::Empty } else { ReqBody::Full(Some(body)) };
             let Some(req) = build_request(&method, &shadow, &path, headers, b, h2) else { return };
             if let Ok(sent) = cluster.http.send(&cluster, &host, req, h2, false).await {

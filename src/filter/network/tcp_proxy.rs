@@ -203,7 +203,7 @@ impl TcpProxy {
         }
         let info = StreamInfo {
             start_time: started.0,
-            duration: Some(crate::clock::now().saturating_duration_since(started.1)),
+            duration: Some(crate::clock::since(started.1)),
             bytes_received: bytes.0,
             bytes_sent: bytes.1,
             response_flags: out.flags,

@@ -139,7 +139,7 @@ struct Conn<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
-    /// Reads once (through the per-thread scratch buffer) and appends to the read buffer.
+    /// Reads once and appends to the read buffer (see [`ReadMode`]).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         poll_fill(&SCRATCH, &mut self.io, &mut self.rbuf, &mut self.eof, &mut self.mode, cx)
     }
@@ -255,6 +255,13 @@ impl Batch {
         self.len += b.len();
     }
 
+    /// A chunk-size line (`<hex>\r\n`), written in place.
+    fn put_chunk_size(&mut self, n: usize) {
+        let before = self.small.len();
+        let _ = std::fmt::Write::write_fmt(&mut self.small, format_args!("{n:x}\r\n"));
+        self.len += self.small.len() - before;
+    }
+
     fn put_data(&mut self, d: Bytes) {
         if !self.vectored || d.len() < COPY_BELOW {
             self.put(&d);
@@ -300,7 +307,7 @@ where
         default_host_for_http_10: hcm.default_host_for_http_10.clone(),
     };
     let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default() };
-    let max_end = hcm.max_connection_duration.map(|d| tokio::time::Instant::from_std(crate::clock::now()) + d);
+    let max_end = hcm.max_connection_duration.map(|d| crate::clock::tokio_now() + d);
     let end = loop {
         // 1. The next request head.
         let head = match read_head(hcm, info, &mut c, &limits, max_end).await {
@@ -374,8 +381,7 @@ where
             break End::Done;
         };
         drop(fut);
-        let closing = info.cx.drain.is_cancelled()
-            || max_end.is_some_and(|m| tokio::time::Instant::from_std(crate::clock::now()) >= m);
+        let closing = info.cx.drain.is_cancelled() || max_end.is_some_and(|m| crate::clock::tokio_now() >= m);
         if closing {
             if info.cx.drain.is_cancelled() {
                 hcm.stats.downstream_cx_drain_close.inc();
@@ -476,7 +482,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         if between_requests {
             c.rbuf = BytesMut::new();
         } else if head_deadline.is_none() {
-            head_deadline = head_timeout.map(|(d, e)| (tokio::time::Instant::from_std(crate::clock::now()) + d, e));
+            head_deadline = head_timeout.map(|(d, e)| (crate::clock::tokio_now() + d, e));
         }
         let head_sleep = async {
             match head_deadline {
@@ -490,7 +496,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         let idle = hcm.idle_timeout.filter(|_| between_requests);
         let idle_sleep = async {
             match idle {
-                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(crate::clock::now()) + d).await,
+                Some(d) => tokio::time::sleep_until(crate::clock::tokio_now() + d).await,
                 None => std::future::pending().await,
             }
         };
@@ -626,6 +632,7 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
         return Ok(Written::Upgrade(hyper::upgrade::on(&mut r)));
     }
     let mut w = Batch::new(w, c.io.is_write_vectored());
+    let chunked = matches!(out, Out::Chunked);
     let mut sent: u64 = 0;
     if !matches!(out, Out::None) {
         loop {
@@ -643,7 +650,7 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
             match step {
                 Step::Flush => c.write_batch(&mut w).await?,
                 Step::Frame(None) => {
-                    if matches!(out, Out::Chunked) {
+                    if chunked {
                         w.put(b"0\r\n\r\n");
                     }
                     break;
@@ -671,11 +678,10 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
                             }
                         }
                         sent += data.len() as u64;
-                        if matches!(out, Out::Chunked) {
-                            w.put(format!("{:x}\r\n", data.len()).as_bytes());
+                        if chunked {
+                            w.put_chunk_size(data.len());
                         }
                         // Into the batch: one send for head and body (see `Batch`).
-                        let chunked = matches!(out, Out::Chunked);
                         w.put_data(data);
                         if chunked {
                             w.put(b"\r\n");
