@@ -546,30 +546,26 @@ fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap, overrides: 
             per_try_timeout: None,
         },
     };
-    let mut from_header = false;
-    if !overrides {
-        if r.on.is_empty() {
-            r.max = 0;
+    if overrides {
+        let mut from_header = false;
+        if let Some(v) = h.get(&X_ENVOY_RETRY_ON).and_then(|v| v.to_str().ok()) {
+            r.on = r.on | RetryOn::parse(v);
+            from_header = true;
         }
-        return r;
-    }
-    if let Some(v) = h.get(&X_ENVOY_RETRY_ON).and_then(|v| v.to_str().ok()) {
-        r.on = r.on | RetryOn::parse(v);
-        from_header = true;
-    }
-    if let Some(v) = h.get(&X_ENVOY_RETRY_GRPC_ON).and_then(|v| v.to_str().ok()) {
-        r.on = r.on | RetryOn::parse(v);
-        from_header = true;
-    }
-    if let Some(v) = h.get(&X_ENVOY_RETRIABLE_STATUS_CODES).and_then(|v| v.to_str().ok()) {
-        r.codes.extend(v.split(',').filter_map(|c| c.trim().parse::<u16>().ok()));
-    }
-    if from_header && policy.is_none() {
-        // A header-only policy retries once, as Envoy's default num_retries.
-        r.max = 1;
-    }
-    if let Some(n) = header_u64(h, &X_ENVOY_MAX_RETRIES) {
-        r.max = n.min(u64::from(u32::MAX)) as u32;
+        if let Some(v) = h.get(&X_ENVOY_RETRY_GRPC_ON).and_then(|v| v.to_str().ok()) {
+            r.on = r.on | RetryOn::parse(v);
+            from_header = true;
+        }
+        if let Some(v) = h.get(&X_ENVOY_RETRIABLE_STATUS_CODES).and_then(|v| v.to_str().ok()) {
+            r.codes.extend(v.split(',').filter_map(|c| c.trim().parse::<u16>().ok()));
+        }
+        if from_header && policy.is_none() {
+            // A header-only policy retries once, as Envoy's default num_retries.
+            r.max = 1;
+        }
+        if let Some(n) = header_u64(h, &X_ENVOY_MAX_RETRIES) {
+            r.max = n.min(u64::from(u32::MAX)) as u32;
+        }
     }
     if r.on.is_empty() {
         r.max = 0;
