@@ -26,7 +26,7 @@ use super::http_pool::{HostPool, PooledIo, SendError};
 use crate::filter::http::body::{BoxError, ReqBody};
 use crate::filter::http::h1::body::Decoder;
 use crate::filter::http::h1::conn::{poll_fill, ReadMode};
-use crate::filter::http::h1::parse::{header_spans, shared_header_map, BadHeader, Framing};
+use crate::filter::http::h1::parse::{header_spans, shared_header_map, uninit_headers, BadHeader, Framing, Spans};
 
 /// Large enough that a response head and a 64 KiB body usually come in one read.
 const SCRATCH_SIZE: usize = 256 * 1024;
@@ -318,9 +318,9 @@ fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, SendE
         return Ok(None);
     }
     let protocol_error = |detail: &str| SendError::Reset { reason: "protocol error", detail: detail.to_string() };
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    let len = match resp.parse(buf) {
+    let mut headers = uninit_headers::<MAX_HEADERS>();
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(protocol_error("response head too large")),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -329,10 +329,10 @@ fn parse_response_head(buf: &mut BytesMut) -> Result<Option<ResponseHead>, SendE
     let status = StatusCode::from_u16(resp.code.unwrap_or(0)).map_err(|_| protocol_error("invalid status"))?;
     let version = if resp.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
     // The values share one frozen copy of the head: positions first, while httparse borrows it.
-    let mut out = [((0, 0), (0, 0)); MAX_HEADERS];
-    let spans = header_spans(buf, resp.headers, &mut out);
+    let mut spans = Spans::new();
+    header_spans(buf, resp.headers, &mut spans);
     let head = buf.split_to(len).freeze();
-    let map = shared_header_map(&head, spans).map_err(|e| match e {
+    let map = shared_header_map(&head, &spans).map_err(|e| match e {
         BadHeader::Name => protocol_error("invalid header name"),
         BadHeader::Value => protocol_error("invalid header value"),
     })?;

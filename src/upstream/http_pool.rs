@@ -129,7 +129,8 @@ impl Body for UpstreamBody {
 /// The HTTP side of one cluster.
 pub struct HttpUpstream {
     pub options: UpstreamHttpOptions,
-    pools: Mutex<HashMap<SocketAddr, Arc<HostPool>>>,
+    /// Looked up on every request: foldhash, not SipHash (the keys are our own endpoints).
+    pools: Mutex<HashMap<SocketAddr, Arc<HostPool>, foldhash::fast::RandomState>>,
 }
 
 /// A response (an HTTP/1.1 body gives its connection back to the pool once read).
@@ -142,7 +143,7 @@ pub struct Sent {
 
 impl HttpUpstream {
     pub fn new(options: UpstreamHttpOptions) -> HttpUpstream {
-        HttpUpstream { options, pools: Mutex::new(HashMap::new()) }
+        HttpUpstream { options, pools: Mutex::new(HashMap::default()) }
     }
 
     fn pool(&self, host: &Host) -> Arc<HostPool> {

@@ -308,9 +308,10 @@ where
     };
     let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default() };
     let max_end = hcm.max_connection_duration.map(|d| crate::clock::tokio_now() + d);
+    let mut between = std::pin::pin!(BetweenRequests::new());
     let end = loop {
         // 1. The next request head.
-        let head = match read_head(hcm, info, &mut c, &limits, max_end).await {
+        let head = match read_head(hcm, info, &mut c, &limits, max_end, between.as_mut()).await {
             Ok(Some(h)) => h,
             Ok(None) => break End::Done,
             Err(e) if e == parse::HEADER_TIMEOUT || e == parse::REQUEST_TIMEOUT => {
@@ -439,6 +440,86 @@ where
     end
 }
 
+pin_project_lite::pin_project! {
+    /// What a keep-alive connection waits on between requests besides its socket: the idle
+    /// timeout, the maximum duration and the server's drain. Made once per connection and kept
+    /// across requests: a timer and a drain waiter made and dropped for every request cost four
+    /// locked updates (tokio's timer wheel, the drain's waiter list) per request.
+    struct BetweenRequests {
+        // Lazy, as nginx's timers: armed once, and when it fires early (the connection was busy
+        // since) re-armed for the real deadline, instead of moved on every request.
+        #[pin]
+        idle: Option<tokio::time::Sleep>,
+        #[pin]
+        max: Option<tokio::time::Sleep>,
+        #[pin]
+        drain: Option<tokio_util::sync::WaitForCancellationFutureOwned>,
+    }
+}
+
+impl BetweenRequests {
+    fn new() -> Self {
+        BetweenRequests { idle: None, max: None, drain: None }
+    }
+}
+
+/// Which of the [`BetweenRequests`] waits ended.
+enum BetweenEnd {
+    Idle,
+    MaxDuration,
+    Drain,
+}
+
+/// Polls the waits of an idle connection. The idle timer firing before `idle_at` (it was armed
+/// for an earlier idle period) re-arms it for `idle_at` and keeps waiting.
+fn poll_between(
+    mut w: Pin<&mut BetweenRequests>,
+    cx: &mut Context<'_>,
+    idle_at: Option<tokio::time::Instant>,
+    max_end: Option<tokio::time::Instant>,
+    drain: &tokio_util::sync::CancellationToken,
+) -> Poll<BetweenEnd> {
+    let mut p = w.as_mut().project();
+    if p.drain.as_mut().as_pin_mut().is_none() {
+        p.drain.set(Some(drain.clone().cancelled_owned()));
+    }
+    if let Some(d) = p.drain.as_pin_mut() {
+        if d.poll(cx).is_ready() {
+            return Poll::Ready(BetweenEnd::Drain);
+        }
+    }
+    if let Some(m) = max_end {
+        if p.max.as_mut().as_pin_mut().is_none() {
+            p.max.set(Some(tokio::time::sleep_until(m)));
+        }
+        if let Some(s) = p.max.as_pin_mut() {
+            if s.poll(cx).is_ready() {
+                return Poll::Ready(BetweenEnd::MaxDuration);
+            }
+        }
+    }
+    if let Some(at) = idle_at {
+        match p.idle.as_mut().as_pin_mut() {
+            None => p.idle.set(Some(tokio::time::sleep_until(at))),
+            // Never later than the real deadline (a configuration reload cannot change a
+            // running connection's timeout, but be safe).
+            Some(s) if s.deadline() > at => s.reset(at),
+            Some(_) => {}
+        }
+        loop {
+            let Some(mut s) = p.idle.as_mut().as_pin_mut() else { break };
+            if s.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            if crate::clock::tokio_now() >= at {
+                return Poll::Ready(BetweenEnd::Idle);
+            }
+            s.reset(at);
+        }
+    }
+    Poll::Pending
+}
+
 /// Waits for and parses the next request head; `Ok(None)` when the connection should end
 /// quietly (closed by the client, idle timeout, drain, maximum duration).
 async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
@@ -447,6 +528,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
     c: &mut Conn<IO>,
     limits: &Limits,
     max_end: Option<tokio::time::Instant>,
+    mut between: Pin<&mut BetweenRequests>,
 ) -> Result<Option<parse::Head>, CodecError> {
     // `request_headers_timeout` (and `request_timeout`, whichever is shorter): from the first
     // byte of a request head until the head is complete, as Envoy's stream timers.
@@ -456,6 +538,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         (None, r) => r.map(|r| (r, parse::REQUEST_TIMEOUT)),
     };
     let mut head_deadline = None;
+    let mut idle_at = None;
     loop {
         if !c.rbuf.is_empty() {
             if let Some(h) = parse::parse(&mut c.rbuf, limits)? {
@@ -481,6 +564,10 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
         let between_requests = c.rbuf.is_empty();
         if between_requests {
             c.rbuf = BytesMut::new();
+            // The idle period starts when the connection is first found with nothing to read.
+            if idle_at.is_none() {
+                idle_at = hcm.idle_timeout.map(|d| crate::clock::tokio_now() + d);
+            }
         } else if head_deadline.is_none() {
             head_deadline = head_timeout.map(|(d, e)| (crate::clock::tokio_now() + d, e));
         }
@@ -493,38 +580,23 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
                 None => std::future::pending().await,
             }
         };
-        let idle = hcm.idle_timeout.filter(|_| between_requests);
-        let idle_sleep = async {
-            match idle {
-                Some(d) => tokio::time::sleep_until(crate::clock::tokio_now() + d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let max_sleep = async {
-            match max_end {
-                Some(m) => tokio::time::sleep_until(m).await,
-                None => std::future::pending().await,
-            }
-        };
+        let waits = poll_fn(|cx| poll_between(between.as_mut(), cx, idle_at, max_end, &info.cx.drain));
         tokio::select! {
+            biased;
             r = poll_fn(|cx| c.poll_fill(cx)) => {
                 if r.is_err() {
                     return Ok(None);
                 }
             }
-            _ = info.cx.drain.cancelled(), if between_requests => {
-                hcm.stats.downstream_cx_drain_close.inc();
-                return Ok(None);
-            }
-            _ = idle_sleep => {
-                hcm.stats.downstream_cx_idle_timeout.inc();
+            end = waits, if between_requests => {
+                match end {
+                    BetweenEnd::Drain => hcm.stats.downstream_cx_drain_close.inc(),
+                    BetweenEnd::Idle => hcm.stats.downstream_cx_idle_timeout.inc(),
+                    BetweenEnd::MaxDuration => hcm.stats.downstream_cx_max_duration_reached.inc(),
+                }
                 return Ok(None);
             }
             e = head_sleep => return Err(e),
-            _ = max_sleep, if between_requests => {
-                hcm.stats.downstream_cx_max_duration_reached.inc();
-                return Ok(None);
-            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! HTTP/1.x request heads: the request line and headers with `httparse`, then the framing of
 //! the body and the connection's persistence, with Envoy's answers to what it refuses.
 
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
@@ -67,6 +69,9 @@ pub struct Limits {
     pub default_host_for_http_10: Option<HeaderValue>,
 }
 
+/// Room left in a parsed head's map for the headers the proxy adds.
+const ADDED_HEADERS: usize = 8;
+
 /// Where a name or value lies in a message head: (offset, length).
 pub(crate) type Span = (usize, usize);
 
@@ -77,15 +82,19 @@ pub(crate) fn span_in(base: &[u8], s: &[u8]) -> Span {
 
 /// Records where each parsed header's name and value lie in `base` (the buffer the parser
 /// borrowed), so that the head can be frozen afterwards and the values share it.
-pub(crate) fn header_spans<'o>(
-    base: &[u8],
-    headers: &[httparse::Header<'_>],
-    out: &'o mut [(Span, Span)],
-) -> &'o [(Span, Span)] {
-    for (span, h) in out.iter_mut().zip(headers) {
-        *span = (span_in(base, h.name.as_bytes()), span_in(base, h.value));
-    }
-    &out[..headers.len().min(out.len())]
+/// Filled in place: returned by value, the inline array would be copied out.
+pub(crate) fn header_spans(base: &[u8], headers: &[httparse::Header<'_>], out: &mut Spans) {
+    out.extend(headers.iter().map(|h| (span_in(base, h.name.as_bytes()), span_in(base, h.value))));
+}
+
+/// Header positions of one head; inline up to a typical head's count (no zeroed array of the
+/// maximum size per message).
+pub(crate) type Spans = smallvec::SmallVec<[(Span, Span); 32]>;
+
+/// Room for httparse's parsed headers, left uninitialised (a zeroed array of the maximum
+/// count, 4 KiB, was most of a small head's parse).
+pub(crate) fn uninit_headers<const N: usize>() -> [MaybeUninit<httparse::Header<'static>>; N] {
+    [const { MaybeUninit::uninit() }; N]
 }
 
 /// Which part of a header [`shared_header_map`] refused.
@@ -95,8 +104,12 @@ pub(crate) enum BadHeader {
 }
 
 /// The header map of a frozen head, its values sharing `head` (no allocation per value).
+///
+/// The map has room for the headers a proxy adds (`x-forwarded-*`, `x-request-id`,
+/// `x-envoy-*`, `server`, ...): growing it rehashes every entry, about a thousand instructions,
+/// and each message grew once.
 pub(crate) fn shared_header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<HeaderMap, BadHeader> {
-    let mut map = HeaderMap::with_capacity(spans.len());
+    let mut map = HeaderMap::with_capacity(spans.len() + ADDED_HEADERS);
     for &((name_at, name_len), (value_at, value_len)) in spans {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len]).map_err(|_| BadHeader::Name)?;
         let value =
@@ -108,16 +121,16 @@ pub(crate) fn shared_header_map(head: &Bytes, spans: &[(Span, Span)]) -> Result<
 
 /// Parses a request head from the start of `buf`, removing it. `Ok(None)`: more bytes needed.
 pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecError> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let headers: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_HEADERS {
+    let mut stack = uninit_headers::<STACK_HEADERS>();
+    let mut heap: Vec<MaybeUninit<httparse::Header<'_>>>;
+    let headers: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers <= STACK_HEADERS {
         &mut stack[..limits.max_headers]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        heap = std::iter::repeat_with(MaybeUninit::uninit).take(limits.max_headers).collect();
         &mut heap
     };
-    let mut req = httparse::Request::new(headers);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head_bytes { Err(HEADERS_TOO_LARGE) } else { Ok(None) };
@@ -143,18 +156,11 @@ pub fn parse(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, CodecE
     let method = Method::from_bytes(req.method.unwrap_or("").as_bytes()).map_err(|_| BAD_REQUEST)?;
     // Offsets into the head, so that the path and the header values can share one frozen copy.
     let (path_at, path_len) = span_in(buf, req.path.unwrap_or("").as_bytes());
-    let mut stack_spans = [((0, 0), (0, 0)); STACK_HEADERS];
-    let mut heap_spans;
-    let out: &mut [(Span, Span)] = if req.headers.len() <= STACK_HEADERS {
-        &mut stack_spans
-    } else {
-        heap_spans = vec![((0, 0), (0, 0)); req.headers.len()];
-        &mut heap_spans
-    };
-    let spans = header_spans(buf, req.headers, out);
+    let mut spans = Spans::new();
+    header_spans(buf, req.headers, &mut spans);
     let head: Bytes = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path_at..path_at + path_len)).map_err(|_| INVALID_URL)?;
-    let mut map = shared_header_map(&head, spans).map_err(|e| match e {
+    let mut map = shared_header_map(&head, &spans).map_err(|e| match e {
         BadHeader::Name => BAD_REQUEST,
         BadHeader::Value => INVALID_CHARACTERS,
     })?;
