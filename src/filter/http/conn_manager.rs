@@ -65,6 +65,9 @@ pub struct HttpConnectionManager {
     pub request_timeout: Option<Duration>,
     pub request_headers_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// `drain_timeout`: how long a connection stays after the idle timeout or the maximum
+    /// duration fired (Envoy's drain sequence; HTTP/1.x).
+    pub drain_timeout: Duration,
     pub max_connection_duration: Option<Duration>,
     pub max_requests_per_connection: Option<u32>,
     pub max_headers_count: u32,
@@ -152,6 +155,7 @@ impl HttpConnectionManager {
             request_timeout: cfg.request_timeout,
             request_headers_timeout: cfg.request_headers_timeout,
             idle_timeout: cfg.common.idle_timeout,
+            drain_timeout: cfg.drain_timeout,
             max_connection_duration: cfg.common.max_connection_duration,
             max_requests_per_connection: cfg.common.max_requests_per_connection,
             max_headers_count: cfg.common.max_headers_count,
@@ -266,7 +270,10 @@ impl HttpConnectionManager {
         let svc = service_fn(move |req: Request<Incoming>| {
             let hcm = hcm.clone();
             let conn = c2.clone();
-            async move { Ok::<_, Infallible>(hcm.handle(conn, req.map(RequestBody::Hyper)).await) }
+            // Boxed: hyper spawns a task per stream holding this future, and a task's future
+            // is moved a few times on its way into the task; a box moves as one pointer.
+            let fut = Box::pin(hcm.handle(conn, req.map(RequestBody::Hyper)));
+            async move { Ok::<_, Infallible>(fut.await) }
         });
         let mut b = hyper::server::conn::http2::Builder::new(crate::clock::ScopedExecutor);
         b.timer(TokioTimer::new())
@@ -522,9 +529,10 @@ impl HttpConnectionManager {
         let peer = conn.cx.downstream_remote.ip();
         // One pass over the names first: lookups of absent custom headers (each hashing the
         // name) are most of this function's cost otherwise.
-        let (mut has_xff, mut has_envoy) = (false, false);
+        let (mut has_xff, mut has_xfp, mut has_envoy) = (false, false, false);
         for k in h.keys() {
             has_xff |= k == X_FORWARDED_FOR;
+            has_xfp |= k == X_FORWARDED_PROTO;
             has_envoy |= k.as_str().starts_with("x-envoy-");
         }
         // The trusted client address and whether the request is internal.
@@ -565,13 +573,20 @@ impl HttpConnectionManager {
                 }
             }
         }
-        if self.xff_num_trusted_hops == 0 || !h.contains_key(&X_FORWARDED_PROTO) {
+        // (The names pass ran before the edits above, none of which touch this header.)
+        if self.xff_num_trusted_hops == 0 || !has_xfp {
             h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(conn.scheme()));
         }
         if self.generate_request_id {
-            let keep = h.contains_key(&X_REQUEST_ID) && (!edge || self.preserve_external_request_id);
-            if !keep {
-                h.insert(X_REQUEST_ID.clone(), new_request_id());
+            // One lookup: a kept id stays, a missing or distrusted one is replaced.
+            match h.entry(&X_REQUEST_ID) {
+                http::header::Entry::Occupied(_) if !edge || self.preserve_external_request_id => {}
+                http::header::Entry::Occupied(mut o) => {
+                    o.insert(new_request_id());
+                }
+                http::header::Entry::Vacant(v) => {
+                    v.insert(new_request_id());
+                }
             }
         }
         if let Some(v) = &self.via {

@@ -85,7 +85,9 @@ pub async fn forward(
     path: &str,
 ) -> Response<RespBody> {
     tail.upstream_cluster = Some(cluster.clone());
-    tail.request_id = parts.headers.get(&super::conn_manager::X_REQUEST_ID).cloned();
+    if hcm.always_set_request_id_in_response {
+        tail.request_id = parts.headers.get(&super::conn_manager::X_REQUEST_ID).cloned();
+    }
     let h = &mut parts.headers;
 
     // Timeouts: the route's, or the request's override. A route with `max_stream_duration`
@@ -254,14 +256,7 @@ pub async fn forward(
         match outcome {
             Ok(sent) => {
                 let code = sent.response.status().as_u16();
-                let grpc = sent
-                    .response
-                    .headers()
-                    .get(&GRPC_STATUS)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok());
-                let ratelimited = sent.response.headers().contains_key(&X_ENVOY_RATELIMITED);
-                let retriable = retry_on_response(&retries, code, grpc, ratelimited);
+                let retriable = retry_on_response(&retries, code, sent.response.headers());
                 if retriable && attempt <= retries.max && !global_expired && can_replay(ended, &tee) {
                     cluster.http_stats.charge_retry(code);
                     // A bodiless answer already went back to the pool (HTTP/1.1).
@@ -573,10 +568,14 @@ fn retries_for(fwd: &ForwardAction, vh: &VirtualHost, h: &HeaderMap, overrides: 
     r
 }
 
-fn retry_on_response(r: &Retries, code: u16, grpc: Option<u32>, ratelimited: bool) -> bool {
+fn retry_on_response(r: &Retries, code: u16, headers: &HeaderMap) -> bool {
     if r.max == 0 {
+        // No retry policy: the response's headers need not be looked at (each custom-name
+        // lookup hashes the name).
         return false;
     }
+    let grpc: Option<u32> = headers.get(&GRPC_STATUS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let ratelimited = headers.contains_key(&X_ENVOY_RATELIMITED);
     if ratelimited && !r.on.contains(RetryOn::ENVOY_RATELIMITED) {
         return false;
     }

@@ -136,6 +136,9 @@ struct Conn<IO> {
     rbuf: BytesMut,
     eof: bool,
     mode: ReadMode,
+    /// Draining after the idle timeout or the maximum duration (Envoy's drain sequence): the
+    /// next response says `connection: close`.
+    closing: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Conn<IO> {
@@ -306,7 +309,7 @@ where
         accept_http_10: hcm.accept_http_10,
         default_host_for_http_10: hcm.default_host_for_http_10.clone(),
     };
-    let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default() };
+    let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default(), closing: false };
     let max_end = hcm.max_connection_duration.map(|d| crate::clock::tokio_now() + d);
     let mut between = std::pin::pin!(BetweenRequests::new());
     let end = loop {
@@ -382,8 +385,9 @@ where
             break End::Done;
         };
         drop(fut);
-        let closing = info.cx.drain.is_cancelled() || max_end.is_some_and(|m| crate::clock::tokio_now() >= m);
-        if closing {
+        let closing =
+            c.closing || info.cx.drain.is_cancelled() || max_end.is_some_and(|m| crate::clock::tokio_now() >= m);
+        if closing && !c.closing {
             if info.cx.drain.is_cancelled() {
                 hcm.stats.downstream_cx_drain_close.inc();
             } else {
@@ -506,8 +510,7 @@ fn poll_between(
             Some(s) if s.deadline() > at => s.reset(at),
             Some(_) => {}
         }
-        loop {
-            let Some(mut s) = p.idle.as_mut().as_pin_mut() else { break };
+        while let Some(mut s) = p.idle.as_mut().as_pin_mut() {
             if s.as_mut().poll(cx).is_pending() {
                 break;
             }
@@ -539,6 +542,10 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
     };
     let mut head_deadline = None;
     let mut idle_at = None;
+    // Set once the idle timeout or the maximum duration fired between requests: as Envoy's
+    // drain sequence, the connection stays for `drain_timeout` more, and a request that comes
+    // meanwhile is answered with `connection: close`.
+    let mut drain_at: Option<tokio::time::Instant> = None;
     loop {
         if !c.rbuf.is_empty() {
             if let Some(h) = parse::parse(&mut c.rbuf, limits)? {
@@ -580,7 +587,14 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
                 None => std::future::pending().await,
             }
         };
+        let (idle_at, max_end) = if drain_at.is_some() { (None, None) } else { (idle_at, max_end) };
         let waits = poll_fn(|cx| poll_between(between.as_mut(), cx, idle_at, max_end, &info.cx.drain));
+        let drain_sleep = async {
+            match drain_at {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             r = poll_fn(|cx| c.poll_fill(cx)) => {
@@ -590,12 +604,17 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
             }
             end = waits, if between_requests => {
                 match end {
-                    BetweenEnd::Drain => hcm.stats.downstream_cx_drain_close.inc(),
+                    BetweenEnd::Drain => {
+                        hcm.stats.downstream_cx_drain_close.inc();
+                        return Ok(None);
+                    }
                     BetweenEnd::Idle => hcm.stats.downstream_cx_idle_timeout.inc(),
                     BetweenEnd::MaxDuration => hcm.stats.downstream_cx_max_duration_reached.inc(),
                 }
-                return Ok(None);
+                c.closing = true;
+                drain_at = Some(crate::clock::tokio_now() + hcm.drain_timeout);
             }
+            _ = drain_sleep, if between_requests => return Ok(None),
             e = head_sleep => return Err(e),
         }
     }
