@@ -197,6 +197,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shape_is_the_text_with_literals_folded() {
+        let folded = b"SELECT a FROM t WHERE id = \x01i AND name = \x01s AND -- 'x\n v > \x01d;";
+        assert_eq!(
+            shape_hash(b"SELECT a FROM t WHERE id = 42 AND name = 'bob' AND -- 'x\n v > 1.5;"),
+            Some(xxhash_rust::xxh64::xxh64(folded, 0))
+        );
+        // Longer than the inline buffer.
+        let long = format!("SELECT {} FROM t WHERE id = 7", "col, ".repeat(200));
+        let long_folded = format!("SELECT {} FROM t WHERE id = \x01i", "col, ".repeat(200));
+        assert_eq!(shape_hash(long.as_bytes()), Some(xxhash_rust::xxh64::xxh64(long_folded.as_bytes(), 0)));
+    }
+
+    #[test]
     fn literal_classes_and_risky_texts_are_kept_apart() {
         // varchar(10) parses, varchar(10.5) does not: integer and decimal are different shapes.
         assert_ne!(shape_hash(b"CREATE TABLE t (v varchar(10))"), shape_hash(b"CREATE TABLE t (v varchar(10.5))"));
