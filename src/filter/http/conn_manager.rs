@@ -377,7 +377,8 @@ impl HttpConnectionManager {
         }
         s.downstream_rq_active.inc();
         conn.active.fetch_add(1, Ordering::Relaxed);
-        let upgrade = !conn.h2 && is_websocket_upgrade(req.headers());
+        let wants_upgrade = is_websocket_upgrade(req.headers());
+        let upgrade = !conn.h2 && wants_upgrade;
         let (mut parts, body) = req.into_parts();
         let mut tail = StreamTail::new(self.clone(), conn.clone(), started, start_time, &parts);
         let is_grpc = is_grpc(&parts.headers);
@@ -496,7 +497,10 @@ impl HttpConnectionManager {
                     }
                     allowed
                 };
-                if !ws && is_websocket_upgrade(&parts.headers) {
+                // (Only a filter can have changed `connection`/`upgrade` since the first look.)
+                let still_upgrade =
+                    if self.filters.is_empty() { wants_upgrade } else { is_websocket_upgrade(&parts.headers) };
+                if !ws && still_upgrade {
                     let reply = LocalReply::new(403, "", ResponseFlags::default(), "upgrade_failed");
                     return tail.local_reply(reply, Some((vh, route)));
                 }

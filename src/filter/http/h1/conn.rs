@@ -676,7 +676,19 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     let (mut parts, mut body) = resp.into_parts();
     let code = parts.status.as_u16();
     let h = &mut parts.headers;
-    if connection_has(h, "close") {
+    // One pass over the names (pointer comparisons of standard names) instead of a hashed
+    // lookup each for headers most responses do not carry.
+    let (mut has_connection, mut has_te, mut has_date) = (false, false, false);
+    for k in h.keys() {
+        if k == header::CONNECTION {
+            has_connection = true;
+        } else if k == header::TRANSFER_ENCODING {
+            has_te = true;
+        } else if k == header::DATE {
+            has_date = true;
+        }
+    }
+    if has_connection && connection_has(h, "close") {
         close = true;
     }
     let upgrade = code == 101;
@@ -686,31 +698,41 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     let out = if no_body {
         Out::None
     } else if let Some(n) = content_length(h) {
-        h.remove(header::TRANSFER_ENCODING);
+        if has_te {
+            h.remove(header::TRANSFER_ENCODING);
+        }
         Out::Length(n)
     } else if body.is_end_stream() {
-        h.remove(header::TRANSFER_ENCODING);
+        if has_te {
+            h.remove(header::TRANSFER_ENCODING);
+        }
         framing_header = Some((b"content-length", HeaderValue::from(0)));
         Out::None
     } else if let Some(n) = body.size_hint().exact() {
-        h.remove(header::TRANSFER_ENCODING);
+        if has_te {
+            h.remove(header::TRANSFER_ENCODING);
+        }
         framing_header = Some((b"content-length", HeaderValue::from(n)));
         Out::Length(n)
     } else if version == Version::HTTP_10 {
-        h.remove(header::TRANSFER_ENCODING);
+        if has_te {
+            h.remove(header::TRANSFER_ENCODING);
+        }
         close = true;
         Out::UntilClose
     } else {
-        h.remove(header::TRANSFER_ENCODING);
+        if has_te {
+            h.remove(header::TRANSFER_ENCODING);
+        }
         framing_header = Some((b"transfer-encoding", HeaderValue::from_static("chunked")));
         Out::Chunked
     };
-    if close && !upgrade && !connection_has(h, "close") {
+    if close && !upgrade && !(has_connection && connection_has(h, "close")) {
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     } else if !close && version == Version::HTTP_10 {
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    if !h.contains_key(header::DATE) {
+    if !has_date {
         h.insert(header::DATE, date());
     }
     let mut w = BytesMut::with_capacity(256 + h.len() * 32);
@@ -843,7 +865,8 @@ fn date() -> HeaderValue {
     thread_local! {
         static DATE: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    // The connection task's clock reading of this poll (`crate::clock`), not a clock read more.
+    let now = crate::clock::wall(crate::clock::now()).duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     DATE.with(|d| {
         let mut d = d.borrow_mut();
         if d.0 != now {
