@@ -85,9 +85,9 @@ EOF
 nginx -p "$W/up" -e "$W/up/error.log" -c "$W/up.conf" -g 'daemon off;' >/dev/null 2>&1 &
 PIDS+=($!)
 
-# measure NAME PORT LOAD-ARGS CMD...: instructions per request of CMD under callgrind.
+# measure NAME SCENARIO PORT LOAD-ARGS CMD...: instructions per request of CMD under callgrind.
 measure() {
-  local name=$1 port=$2 load=$3; shift 3
+  local name=$1 scen=$2 port=$3 load=$4; shift 4
   local out="$W/cg.$RANDOM"
   valgrind --tool=callgrind --callgrind-out-file="$out.%p" "$@" >"$out.log" 2>&1 &
   local vp=$!
@@ -96,8 +96,8 @@ measure() {
   # shellcheck disable=SC2086
   h2load $load -n 3000 -c 16 "http://127.0.0.1:$port/" >/dev/null 2>&1
   callgrind_control -z "$vp" >/dev/null 2>&1
-  # shellcheck disable=SC2086
   local done_n
+  # shellcheck disable=SC2086
   done_n=$(h2load $load -n "$N" -c 16 "http://127.0.0.1:$port/" 2>&1 | awk '/^requests:/ {print $8}')
   callgrind_control -d "$vp" >/dev/null 2>&1
   sleep 1
@@ -120,9 +120,9 @@ for scen in $SCENARIOS; do
     *) echo "unknown scenario $scen" >&2; exit 2 ;;
   esac
   for b in "${BINS[@]}"; do
-    measure "$b" "$port" "$load" "$b" -c "$W/legate.yaml" --concurrency 1 -l warn
+    measure "$b" "$scen" "$port" "$load" "$b" -c "$W/legate.yaml" --concurrency 1 -l warn
   done
   if [ "$scen" = h1 ] && [ "${NGINX_REF:-0}" = 1 ]; then
-    measure "nginx (proxy_pass, keepalive)" "$NGX" "--h1" nginx -p "$W/px" -e "$W/px/error.log" -c "$W/px.conf" -g 'daemon off;'
+    measure "nginx (proxy_pass, keepalive)" "$scen" "$NGX" "--h1" nginx -p "$W/px" -e "$W/px/error.log" -c "$W/px.conf" -g 'daemon off;'
   fi
 done

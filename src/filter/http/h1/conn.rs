@@ -311,10 +311,10 @@ where
     };
     let mut c = Conn { io, rbuf: BytesMut::new(), eof: false, mode: ReadMode::default(), closing: false };
     let max_end = hcm.max_connection_duration.map(|d| crate::clock::tokio_now() + d);
-    let mut between = std::pin::pin!(BetweenRequests::new());
+    let mut between = std::pin::pin!(BetweenRequests::new(&info.cx.drain, max_end));
     let end = loop {
         // 1. The next request head.
-        let head = match read_head(hcm, info, &mut c, &limits, max_end, between.as_mut()).await {
+        let head = match read_head(hcm, &mut c, &limits, between.as_mut()).await {
             Ok(Some(h)) => h,
             Ok(None) => break End::Done,
             Err(e) if e == parse::HEADER_TIMEOUT || e == parse::REQUEST_TIMEOUT => {
@@ -457,13 +457,18 @@ pin_project_lite::pin_project! {
         #[pin]
         max: Option<tokio::time::Sleep>,
         #[pin]
-        drain: Option<tokio_util::sync::WaitForCancellationFutureOwned>,
+        drain: tokio_util::sync::WaitForCancellationFutureOwned,
     }
 }
 
 impl BetweenRequests {
-    fn new() -> Self {
-        BetweenRequests { idle: None, max: None, drain: None }
+    /// Nothing is registered until the first poll.
+    fn new(drain: &tokio_util::sync::CancellationToken, max_end: Option<tokio::time::Instant>) -> Self {
+        BetweenRequests {
+            idle: None,
+            max: max_end.map(tokio::time::sleep_until),
+            drain: drain.clone().cancelled_owned(),
+        }
     }
 }
 
@@ -474,41 +479,30 @@ enum BetweenEnd {
     Drain,
 }
 
-/// Polls the waits of an idle connection. The idle timer firing before `idle_at` (it was armed
-/// for an earlier idle period) re-arms it for `idle_at` and keeps waiting.
+/// Polls the waits of an idle connection: the drain always, the timers unless `timers` is off
+/// (the drain window after one of them fired). The idle timer firing before `idle_at` (it was
+/// armed for an earlier idle period) re-arms it for `idle_at` and keeps waiting.
 fn poll_between(
-    mut w: Pin<&mut BetweenRequests>,
+    w: Pin<&mut BetweenRequests>,
     cx: &mut Context<'_>,
     idle_at: Option<tokio::time::Instant>,
-    max_end: Option<tokio::time::Instant>,
-    drain: &tokio_util::sync::CancellationToken,
+    timers: bool,
 ) -> Poll<BetweenEnd> {
-    let mut p = w.as_mut().project();
-    if p.drain.as_mut().as_pin_mut().is_none() {
-        p.drain.set(Some(drain.clone().cancelled_owned()));
+    let mut p = w.project();
+    if p.drain.poll(cx).is_ready() {
+        return Poll::Ready(BetweenEnd::Drain);
     }
-    if let Some(d) = p.drain.as_pin_mut() {
-        if d.poll(cx).is_ready() {
-            return Poll::Ready(BetweenEnd::Drain);
-        }
+    if !timers {
+        return Poll::Pending;
     }
-    if let Some(m) = max_end {
-        if p.max.as_mut().as_pin_mut().is_none() {
-            p.max.set(Some(tokio::time::sleep_until(m)));
-        }
-        if let Some(s) = p.max.as_pin_mut() {
-            if s.poll(cx).is_ready() {
-                return Poll::Ready(BetweenEnd::MaxDuration);
-            }
-        }
+    if p.max.as_pin_mut().is_some_and(|s| s.poll(cx).is_ready()) {
+        return Poll::Ready(BetweenEnd::MaxDuration);
     }
     if let Some(at) = idle_at {
-        match p.idle.as_mut().as_pin_mut() {
-            None => p.idle.set(Some(tokio::time::sleep_until(at))),
-            // Never later than the real deadline (a configuration reload cannot change a
-            // running connection's timeout, but be safe).
-            Some(s) if s.deadline() > at => s.reset(at),
-            Some(_) => {}
+        // Deadlines only move later (each idle period starts after the last), so an armed
+        // timer is never late: at worst early, and re-armed below.
+        if p.idle.as_mut().as_pin_mut().is_none() {
+            p.idle.set(Some(tokio::time::sleep_until(at)));
         }
         while let Some(mut s) = p.idle.as_mut().as_pin_mut() {
             if s.as_mut().poll(cx).is_pending() {
@@ -527,10 +521,8 @@ fn poll_between(
 /// quietly (closed by the client, idle timeout, drain, maximum duration).
 async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
     hcm: &HttpConnectionManager,
-    info: &ConnInfo,
     c: &mut Conn<IO>,
     limits: &Limits,
-    max_end: Option<tokio::time::Instant>,
     mut between: Pin<&mut BetweenRequests>,
 ) -> Result<Option<parse::Head>, CodecError> {
     // `request_headers_timeout` (and `request_timeout`, whichever is shorter): from the first
@@ -587,8 +579,7 @@ async fn read_head<IO: AsyncRead + AsyncWrite + Unpin>(
                 None => std::future::pending().await,
             }
         };
-        let (idle_at, max_end) = if drain_at.is_some() { (None, None) } else { (idle_at, max_end) };
-        let waits = poll_fn(|cx| poll_between(between.as_mut(), cx, idle_at, max_end, &info.cx.drain));
+        let waits = poll_fn(|cx| poll_between(between.as_mut(), cx, idle_at, drain_at.is_none()));
         let drain_sleep = async {
             match drain_at {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -695,35 +686,24 @@ async fn write_response<IO: AsyncRead + AsyncWrite + Unpin>(
     let no_body = upgrade || *method == Method::HEAD || code == 204 || code == 304 || (100..200).contains(&code);
     // Framing headers the codec adds go last, as Envoy's codec writes them.
     let mut framing_header: Option<(&'static [u8], HeaderValue)> = None;
+    // A response with a body gets the codec's own framing: the upstream's transfer-encoding goes.
+    if has_te && !no_body {
+        h.remove(header::TRANSFER_ENCODING);
+    }
     let out = if no_body {
         Out::None
     } else if let Some(n) = content_length(h) {
-        if has_te {
-            h.remove(header::TRANSFER_ENCODING);
-        }
         Out::Length(n)
     } else if body.is_end_stream() {
-        if has_te {
-            h.remove(header::TRANSFER_ENCODING);
-        }
         framing_header = Some((b"content-length", HeaderValue::from(0)));
         Out::None
     } else if let Some(n) = body.size_hint().exact() {
-        if has_te {
-            h.remove(header::TRANSFER_ENCODING);
-        }
         framing_header = Some((b"content-length", HeaderValue::from(n)));
         Out::Length(n)
     } else if version == Version::HTTP_10 {
-        if has_te {
-            h.remove(header::TRANSFER_ENCODING);
-        }
         close = true;
         Out::UntilClose
     } else {
-        if has_te {
-            h.remove(header::TRANSFER_ENCODING);
-        }
         framing_header = Some((b"transfer-encoding", HeaderValue::from_static("chunked")));
         Out::Chunked
     };
